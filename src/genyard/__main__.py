@@ -1,0 +1,3 @@
+from genyard.cli import main
+
+main()

@@ -1,0 +1,45 @@
+"""Rendering domain objects in the native face's shapes (core-today-api.txt)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from genyard.domain.jobs import Job
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def prediction(job: Job, base_url: str, *, with_logs: bool = True) -> dict[str, Any]:
+    """A prediction; list items leave out ``logs`` (read one prediction for them)."""
+    url = f"{base_url}/v1/predictions/{job.id}"
+    body: dict[str, Any] = {
+        "id": job.id,
+        "model": job.model,
+        "status": job.status.value,
+        "input": job.input,
+        "output": job.output,
+        "error": {"code": job.error_code, "message": job.error_message} if job.error_code else None,
+        "logs": "\n".join(job.logs),
+        "progress": job.progress,
+        "metrics": job.metrics,
+        "is_public": job.is_public,
+        "output_folder": job.output_folder,
+        "webhook": job.webhook_url,
+        "webhook_events": job.webhook_events,
+        "created_at": iso(job.created_at),
+        "started_at": iso(job.started_at),
+        "completed_at": iso(job.completed_at),
+        "urls": {"get": url, "cancel": url, "stream": f"{url}/stream"},
+    }
+    if not with_logs:
+        del body["logs"]
+    if job.queue_position is not None:
+        body["queue_position"] = job.queue_position
+    if job.usage is not None:
+        body["usage"] = job.usage
+    return body

@@ -1,0 +1,43 @@
+"""The app factory: ``create_app(settings, services)`` builds routers, middleware and
+the lifespan that starts and stops the services. Nothing is created at import."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from genyard import __version__
+from genyard.api import native, ops
+from genyard.api.errors import install_error_handlers
+from genyard.api.middleware import RequestContextMiddleware
+from genyard.config import Settings
+from genyard.services.container import Services
+
+
+def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
+    services = services or Services.build(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await services.start()
+        try:
+            yield
+        finally:
+            await services.stop()
+
+    app = FastAPI(
+        title="genyard",
+        version=__version__,
+        description="Self-hostable AI generation platform. Native API: /v1.",
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    install_error_handlers(app)
+    app.include_router(native.router())
+    app.include_router(ops.router)
+    app.add_middleware(
+        RequestContextMiddleware, metrics=services.metrics, max_body_bytes=settings.max_body_bytes
+    )
+    return app

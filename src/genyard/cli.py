@@ -1,0 +1,185 @@
+"""The ``genyard`` command: serve, migrate, users, keys, models. Reads the same settings
+(``GENYARD_*``) as the server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from genyard.config import Settings, load_settings
+from genyard.db.engine import Database
+from genyard.db.migrate import migrate
+from genyard.domain.accounts import parse_scopes
+from genyard.domain.catalog import BUNDLED_CATALOG_DIR, Catalog
+from genyard.errors import GenyardError
+from genyard.providers.registry import ProviderRegistry
+from genyard.services.accounts import AccountService
+
+T = TypeVar("T")
+app = typer.Typer(help="genyard: a self-hostable AI generation platform.", no_args_is_help=True)
+users_app = typer.Typer(help="Manage users.", no_args_is_help=True)
+keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+models_app = typer.Typer(help="Inspect the model catalog.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+app.add_typer(keys_app, name="keys")
+app.add_typer(models_app, name="models")
+console = Console(stderr=True)
+
+
+def _run_with_accounts(fn: Callable[[AccountService], Awaitable[T]]) -> T:
+    settings = load_settings()
+
+    async def main() -> T:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        db = Database(settings.resolved_database_url)
+        try:
+            await migrate(db)
+            return await fn(AccountService(db))
+        finally:
+            await db.dispose()
+
+    try:
+        return asyncio.run(main())
+    except GenyardError as exc:
+        console.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (GENYARD_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (GENYARD_PORT).")] = None,
+) -> None:
+    """Run the API, workers and reaper in one process (migrates first)."""
+    import uvicorn
+
+    from genyard.app import create_app
+    from genyard.logs import configure_logging
+
+    overrides: dict[str, object] = {}
+    if host is not None:
+        overrides["host"] = host
+    if port is not None:
+        overrides["port"] = port
+    settings = load_settings(**overrides)
+    configure_logging(settings.log_level, settings.log_format)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=15,
+    )
+
+
+@app.command("migrate")
+def migrate_command() -> None:
+    """Bring the database schema up to date."""
+    settings = load_settings()
+
+    async def main() -> None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        db = Database(settings.resolved_database_url)
+        try:
+            await migrate(db)
+        finally:
+            await db.dispose()
+
+    asyncio.run(main())
+    console.print("database is up to date")
+
+
+@users_app.command("create")
+def users_create(
+    name: str,
+    tier: Annotated[str, typer.Option(help="Rate-limit tier.")] = "free",
+    admin: Annotated[bool, typer.Option("--admin", help="Make the user an admin.")] = False,
+) -> None:
+    """Create a user (with its own account)."""
+    user = _run_with_accounts(lambda svc: svc.create_user(name, tier=tier, admin=admin))
+    typer.echo(
+        f"{user.id}\t{user.name}\t{user.account_id}\ttier={user.tier}\tadmin={user.is_admin}"
+    )
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """List users."""
+    users = _run_with_accounts(lambda svc: svc.users())
+    table = Table("id", "name", "account", "tier", "admin")
+    for u in users:
+        table.add_row(u.id, u.name, u.account_id, u.tier, str(u.is_admin))
+    Console().print(table)
+
+
+@keys_app.command("create")
+def keys_create(
+    user: Annotated[str, typer.Option("--user", help="The user's name.")],
+    scopes: Annotated[str, typer.Option(help="Comma-separated: read,write,generate.")] = "",
+    name: Annotated[str, typer.Option(help="A label for the key.")] = "cli",
+) -> None:
+    """Create an API key; the key is printed alone on the last line, once."""
+    try:
+        parsed = parse_scopes(scopes)
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+    async def create(svc: AccountService) -> str:
+        issued = await svc.create_key(await svc.user(user), name=name, scopes=parsed)
+        console.print(f"created key {issued.row.id} ({issued.row.prefix}…) for {user}")
+        return issued.secret
+
+    typer.echo(_run_with_accounts(create))
+
+
+@keys_app.command("list")
+def keys_list(
+    user: Annotated[str | None, typer.Option("--user", help="Only this user's keys.")] = None,
+) -> None:
+    """List keys (prefixes only: keys are stored hashed)."""
+
+    async def list_(svc: AccountService) -> list[tuple[str, ...]]:
+        user_id = (await svc.user(user)).id if user else None
+        names = {u.id: u.name for u in await svc.users()}
+        return [
+            (k.id, names.get(k.user_id, k.user_id), k.name, k.prefix + "…", k.scopes or "(all)",
+             "revoked" if k.revoked_at else "active")
+            for k in await svc.keys(user_id)
+        ]  # fmt: skip
+
+    table = Table("id", "user", "name", "prefix", "scopes", "state")
+    for row in _run_with_accounts(list_):
+        table.add_row(*row)
+    Console().print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str) -> None:
+    """Revoke a key by its id."""
+    key = _run_with_accounts(lambda svc: svc.revoke_key(key_id))
+    typer.echo(f"revoked {key.id} ({key.prefix}…)")
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """List catalog models and whether each can run here."""
+    settings: Settings = load_settings()
+    dirs = [BUNDLED_CATALOG_DIR, *([settings.catalog_dir] if settings.catalog_dir else [])]
+    catalog = Catalog.load(dirs, include_diagnostic=settings.diagnostic_models)
+    registry = ProviderRegistry.from_entry_points()
+    table = Table("id", "type", "available", "reason")
+    for entry in catalog.all():
+        availability = registry.availability(entry.provider)
+        table.add_row(entry.id, entry.type, str(availability.available), availability.reason or "")
+    Console().print(table)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,128 @@
+"""Settings: every knob genyard reads, from ``GENYARD_*`` environment variables.
+
+Nothing is built at import: :func:`load_settings` reads the environment when called.
+The README's configuration table is generated from this class and a test keeps the
+two in step (``tests/unit/test_docs.py``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """genyard's configuration. Each field is one ``GENYARD_<NAME>`` variable."""
+
+    model_config = SettingsConfigDict(env_prefix="GENYARD_", extra="ignore")
+
+    data_dir: Path = Field(
+        default=Path("./data"),
+        description="Directory for the SQLite database, the generated secret key, "
+        "the admin key file and stored files.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy async URL. Default: a SQLite file `genyard.db` in the "
+        "data dir (`sqlite+aiosqlite:///...`). PostgreSQL: `postgresql+asyncpg://...`.",
+    )
+    host: str = Field(default="127.0.0.1", description="Address `genyard serve` binds to.")
+    port: int = Field(default=8000, ge=0, le=65535, description="Port `genyard serve` binds to.")
+    public_url: str | None = Field(
+        default=None,
+        description="Base URL clients reach the server at, used in links the API returns "
+        "(`urls.get`, curl examples). Default: `http://<host>:<port>`.",
+    )
+    secret_key: str | None = Field(
+        default=None,
+        description="Secret for signing URLs and tokens. On SQLite, generated on first "
+        "start and kept in `<data dir>/secret-key` when unset; required on PostgreSQL.",
+    )
+    worker_concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        description="CPU cores the in-process workers may keep busy at once (threads per "
+        "call x parallel calls, summed over engines). Default: the machine's core count.",
+    )
+    diagnostic_models: bool = Field(
+        default=False,
+        description="Enable the `genyard/diagnostic` model (modes sleep, fail, crash, echo, "
+        "progress) for tests and benchmarks. `crash` kills the worker process.",
+    )
+    catalog_dir: Path | None = Field(
+        default=None,
+        description="Extra directory of model definition files (`*.toml`), added to and "
+        "overriding the bundled catalog.",
+    )
+    lease_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long a worker's claim on a job lasts without a heartbeat; "
+        "heartbeats renew it every third of this.",
+    )
+    max_attempts: int = Field(
+        default=3,
+        ge=1,
+        description="Times a job is started before a lost worker fails it with `worker_lost`.",
+    )
+    reaper_interval: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds between reaper passes (expired leases, queue timeouts).",
+    )
+    poll_interval: float = Field(
+        default=1.0,
+        gt=0,
+        description="Seconds an idle worker waits before looking for work again when no "
+        "submit wakes it.",
+    )
+    max_pending_per_account: int = Field(
+        default=1000,
+        ge=1,
+        description="Pending predictions one account may have; more answer 429.",
+    )
+    max_wait_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="Upper bound for `Prefer: wait=N` on the native API.",
+    )
+    max_body_bytes: int = Field(
+        default=10 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body accepted; larger answers 413.",
+    )
+    log_level: str = Field(default="INFO", description="Log level (DEBUG, INFO, WARNING, ERROR).")
+    log_format: str = Field(
+        default="json", description="`json` (one object per line) or `text` for humans."
+    )
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL in use: the configured one or the data dir's SQLite file."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'genyard.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+    @property
+    def resolved_public_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host  # noqa: S104
+        return f"http://{host}:{self.port}"
+
+    @property
+    def cores(self) -> int:
+        """CPU budget for in-process workers."""
+        return self.worker_concurrency or os.cpu_count() or 1
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment, with explicit overrides taking precedence."""
+    return Settings(**overrides)  # type: ignore[arg-type]

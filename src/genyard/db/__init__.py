@@ -1,0 +1,1 @@
+"""Storage of state: tables, the engine, repositories and Alembic migrations."""

@@ -1,0 +1,164 @@
+"""SQL for predictions: insert, read, list, queue position and logs (SQLAlchemy Core)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from genyard.db.tables import prediction_logs, predictions
+from genyard.domain.jobs import Job, JobStatus
+
+
+def dumps(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+
+
+def row_to_job(row: sa.Row[Any]) -> Job:
+    m = row._mapping
+    return Job(
+        id=m["id"],
+        account_id=m["account_id"],
+        user_id=m["user_id"],
+        model=m["model"],
+        input=orjson.loads(m["input"]),
+        status=JobStatus(m["status"]),
+        created_at=m["created_at"],
+        output=orjson.loads(m["output"]) if m["output"] is not None else None,
+        error_code=m["error_code"],
+        error_message=m["error_message"],
+        progress=m["progress"],
+        is_public=bool(m["is_public"]),
+        output_folder=m["output_folder"],
+        webhook_url=m["webhook_url"],
+        webhook_events=[e for e in m["webhook_events"].split(",") if e],
+        attempts=m["attempts"],
+        started_at=m["started_at"],
+        completed_at=m["completed_at"],
+        usage=orjson.loads(m["usage"]) if m["usage"] is not None else None,
+    )
+
+
+async def insert_job(
+    conn: AsyncConnection,
+    job: Job,
+    *,
+    api_key_id: str | None,
+    idempotency_key: str | None,
+    request_hash: str | None,
+    queue_deadline: float | None,
+) -> None:
+    await conn.execute(
+        predictions.insert().values(
+            id=job.id,
+            account_id=job.account_id,
+            user_id=job.user_id,
+            api_key_id=api_key_id,
+            model=job.model,
+            input=dumps(job.input),
+            status=job.status.value,
+            progress=0,
+            is_public=job.is_public,
+            output_folder=job.output_folder,
+            webhook_url=job.webhook_url,
+            webhook_events=",".join(job.webhook_events),
+            idempotency_key=idempotency_key,
+            request_hash=request_hash,
+            attempts=0,
+            created_at=job.created_at,
+            queue_deadline=queue_deadline,
+        )
+    )
+
+
+async def get_job(conn: AsyncConnection, job_id: str, account_id: str | None = None) -> Job | None:
+    query = sa.select(predictions).where(predictions.c.id == job_id)
+    if account_id is not None:
+        query = query.where(predictions.c.account_id == account_id)
+    row = (await conn.execute(query)).first()
+    return row_to_job(row) if row else None
+
+
+async def find_idempotent(
+    conn: AsyncConnection, account_id: str, key: str
+) -> tuple[str, str | None] | None:
+    """(prediction id, request hash) stored under an idempotency key, if any."""
+    row = (
+        await conn.execute(
+            sa.select(predictions.c.id, predictions.c.request_hash).where(
+                predictions.c.account_id == account_id,
+                predictions.c.idempotency_key == key,
+            )
+        )
+    ).first()
+    return (row[0], row[1]) if row else None
+
+
+async def count_pending(conn: AsyncConnection, account_id: str) -> int:
+    query = sa.select(sa.func.count()).where(
+        predictions.c.account_id == account_id,
+        predictions.c.status == JobStatus.PENDING.value,
+    )
+    return int((await conn.execute(query)).scalar_one())
+
+
+async def queue_position(conn: AsyncConnection, job: Job) -> int:
+    """1 + the pending jobs of the same model created before this one."""
+    query = sa.select(sa.func.count()).where(
+        predictions.c.status == JobStatus.PENDING.value,
+        predictions.c.model == job.model,
+        sa.or_(
+            predictions.c.created_at < job.created_at,
+            sa.and_(predictions.c.created_at == job.created_at, predictions.c.id < job.id),
+        ),
+    )
+    return 1 + int((await conn.execute(query)).scalar_one())
+
+
+async def read_logs(conn: AsyncConnection, job_id: str) -> list[str]:
+    rows = await conn.execute(
+        sa.select(prediction_logs.c.line)
+        .where(prediction_logs.c.prediction_id == job_id)
+        .order_by(prediction_logs.c.id)
+    )
+    return [r[0] for r in rows]
+
+
+async def append_logs(
+    conn: AsyncConnection, job_id: str, lines: Sequence[tuple[float, str]]
+) -> None:
+    if lines:
+        await conn.execute(
+            prediction_logs.insert(),
+            [{"prediction_id": job_id, "line": line, "created_at": ts} for ts, line in lines],
+        )
+
+
+async def list_jobs(
+    conn: AsyncConnection,
+    account_id: str,
+    *,
+    limit: int,
+    before: tuple[float, str] | None = None,
+    status: str | None = None,
+    model: str | None = None,
+) -> list[Job]:
+    """Newest first; ``before`` is the (created_at, id) of the last item already seen."""
+    query = sa.select(predictions).where(predictions.c.account_id == account_id)
+    if status:
+        query = query.where(predictions.c.status == status)
+    if model:
+        query = query.where(predictions.c.model == model)
+    if before:
+        created, job_id = before
+        query = query.where(
+            sa.or_(
+                predictions.c.created_at < created,
+                sa.and_(predictions.c.created_at == created, predictions.c.id < job_id),
+            )
+        )
+    query = query.order_by(predictions.c.created_at.desc(), predictions.c.id.desc()).limit(limit)
+    return [row_to_job(r) for r in await conn.execute(query)]

@@ -1,0 +1,127 @@
+"""Tables, as SQLAlchemy Core metadata. Migrations under ``migrations/`` create them.
+
+Timestamps are UNIX seconds (``Double``): portable across SQLite and PostgreSQL,
+cheap to compare on the queue's hot path, rendered as ISO 8601 by the faces.
+Statuses are VARCHAR with a CHECK constraint, not a database enum.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+accounts = sa.Table(
+    "accounts",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+)
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("account_id", sa.String(40), sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("is_admin", sa.Boolean, nullable=False, default=False),
+    sa.Column("tier", sa.String(40), nullable=False, default="free"),
+    sa.Column("created_at", sa.Double, nullable=False),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("user_id", sa.String(40), sa.ForeignKey("users.id"), nullable=False, index=True),
+    sa.Column("account_id", sa.String(40), sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("prefix", sa.String(20), nullable=False),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("scopes", sa.String(200), nullable=False, default=""),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("last_used_at", sa.Double, nullable=True),
+    sa.Column("revoked_at", sa.Double, nullable=True),
+)
+
+JOB_STATUSES = ("pending", "processing", "succeeded", "failed", "canceled")
+
+predictions = sa.Table(
+    "predictions",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("account_id", sa.String(40), sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("user_id", sa.String(40), sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("api_key_id", sa.String(40), nullable=True),
+    sa.Column("model", sa.String(200), nullable=False),
+    sa.Column("input", sa.Text, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("output", sa.Text, nullable=True),
+    sa.Column("error_code", sa.String(40), nullable=True),
+    sa.Column("error_message", sa.Text, nullable=True),
+    sa.Column("progress", sa.Integer, nullable=False, default=0),
+    sa.Column("is_public", sa.Boolean, nullable=False, default=False),
+    sa.Column("output_folder", sa.String(256), nullable=True),
+    sa.Column("webhook_url", sa.Text, nullable=True),
+    sa.Column("webhook_events", sa.String(200), nullable=False),
+    sa.Column("idempotency_key", sa.String(200), nullable=True),
+    sa.Column("request_hash", sa.String(64), nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("usage", sa.Text, nullable=True),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("queue_deadline", sa.Double, nullable=True),
+    sa.Column("started_at", sa.Double, nullable=True),
+    sa.Column("completed_at", sa.Double, nullable=True),
+    sa.CheckConstraint(
+        "status IN ('pending', 'processing', 'succeeded', 'failed', 'canceled')",
+        name="status",
+    ),
+    sa.Index("ix_predictions_queue", "status", "model", "created_at"),
+    sa.Index("ix_predictions_account_created", "account_id", "created_at"),
+    sa.Index(
+        "uq_predictions_account_idempotency",
+        "account_id",
+        "idempotency_key",
+        unique=True,
+    ),
+)
+
+# The narrow lease table: heartbeats rewrite these short rows, never the wide job row.
+job_leases = sa.Table(
+    "job_leases",
+    metadata,
+    sa.Column(
+        "prediction_id",
+        sa.String(40),
+        sa.ForeignKey("predictions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("token", sa.String(40), nullable=False),
+    sa.Column("worker_id", sa.String(80), nullable=False),
+    sa.Column("expires_at", sa.Double, nullable=False, index=True),
+)
+
+# Append-only job logs: GET renders them as text; streams read them back later.
+prediction_logs = sa.Table(
+    "prediction_logs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "prediction_id",
+        sa.String(40),
+        sa.ForeignKey("predictions.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("line", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+)

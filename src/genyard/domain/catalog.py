@@ -1,0 +1,140 @@
+"""The model catalog: models are data (TOML files), not code.
+
+A file holds one ``[model]`` table (see ``src/genyard/catalog/*.toml`` and
+docs/catalog.md). The bundled directory is read first, then ``GENYARD_CATALOG_DIR``,
+whose entries replace bundled ones with the same id. ``defaults.toml`` names the
+default model per type and, optionally, per language.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+BUNDLED_CATALOG_DIR = Path(__file__).resolve().parent.parent / "catalog"
+
+MODEL_TYPES = frozenset(
+    {
+        "text",
+        "embedding",
+        "rerank",
+        "image",
+        "video",
+        "speech",
+        "stt",
+        "voice-clone",
+        "ocr",
+        "music",
+        "upscale",
+        "background-removal",
+        "diagnostic",
+    }
+)
+
+
+class CatalogError(ValueError):
+    """A catalog file is malformed; the message names the file and the field."""
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    timeout: float = 300.0
+    queue_timeout: float = 3600.0
+    max_input_bytes: int = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ModelEntry:
+    id: str
+    type: str
+    provider: str
+    input_schema: dict[str, Any]
+    description: str = ""
+    languages: tuple[str, ...] = ()
+    settings: dict[str, Any] = field(default_factory=dict)
+    capabilities: dict[str, Any] = field(default_factory=dict)
+    pricing: dict[str, Any] = field(default_factory=dict)
+    limits: Limits = field(default_factory=Limits)
+    example_input: dict[str, Any] = field(default_factory=dict)
+    diagnostic: bool = False
+
+    @property
+    def owner(self) -> str:
+        return self.id.split("/", 1)[0]
+
+
+def _parse_entry(path: Path, data: dict[str, Any]) -> ModelEntry:
+    model = data.get("model")
+    if not isinstance(model, dict):
+        raise CatalogError(f"{path}: missing [model] table")
+    for key in ("id", "type", "provider", "input_schema"):
+        if key not in model:
+            raise CatalogError(f"{path}: model.{key} is required")
+    model_id = str(model["id"])
+    if model_id.count("/") != 1 or not all(model_id.split("/")):
+        raise CatalogError(f"{path}: model.id must be 'owner/name', got {model_id!r}")
+    if model["type"] not in MODEL_TYPES:
+        raise CatalogError(
+            f"{path}: model.type {model['type']!r} is not one of {sorted(MODEL_TYPES)}"
+        )
+    schema = model["input_schema"]
+    if not isinstance(schema, dict) or schema.get("type") != "object":
+        raise CatalogError(f"{path}: model.input_schema must be a JSON Schema of type object")
+    limits = Limits(**model.get("limits", {}))
+    return ModelEntry(
+        id=model_id,
+        type=str(model["type"]),
+        provider=str(model["provider"]),
+        input_schema=schema,
+        description=str(model.get("description", "")),
+        languages=tuple(model.get("languages", ())),
+        settings=dict(model.get("settings", {})),
+        capabilities=dict(model.get("capabilities", {})),
+        pricing=dict(model.get("pricing", {})),
+        limits=limits,
+        example_input=dict(model.get("example_input", {})),
+        diagnostic=bool(model.get("diagnostic", False)),
+    )
+
+
+class Catalog:
+    """Models by id, and the default model per type and language."""
+
+    def __init__(self, entries: Iterable[ModelEntry], defaults: dict[str, dict[str, str]]):
+        self._entries = {entry.id: entry for entry in entries}
+        self._defaults = defaults
+
+    @classmethod
+    def load(cls, dirs: Iterable[Path], *, include_diagnostic: bool = False) -> Catalog:
+        entries: dict[str, ModelEntry] = {}
+        defaults: dict[str, dict[str, str]] = {}
+        for directory in dirs:
+            if not directory.is_dir():
+                raise CatalogError(f"catalog directory {directory} does not exist")
+            for path in sorted(directory.glob("*.toml")):
+                with path.open("rb") as fh:
+                    data = tomllib.load(fh)
+                if path.name == "defaults.toml":
+                    for model_type, table in data.items():
+                        defaults.setdefault(model_type, {}).update(table)
+                    continue
+                entry = _parse_entry(path, data)
+                if entry.diagnostic and not include_diagnostic:
+                    continue
+                entries[entry.id] = entry
+        return cls(entries.values(), defaults)
+
+    def get(self, model_id: str) -> ModelEntry | None:
+        return self._entries.get(model_id)
+
+    def all(self, model_type: str | None = None) -> list[ModelEntry]:
+        return [e for e in self._entries.values() if model_type in (None, e.type)]
+
+    def default_for(self, model_type: str, language: str | None = None) -> ModelEntry | None:
+        """The default model of a type, for a language when one is named."""
+        table = self._defaults.get(model_type, {})
+        model_id = (language and table.get(language)) or table.get("default")
+        return self._entries.get(model_id) if model_id else None

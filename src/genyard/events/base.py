@@ -1,0 +1,28 @@
+"""The event bus Protocol. Implementations: in-process now; PostgreSQL NOTIFY or Redis
+pub/sub when API and workers are separate processes.
+
+Signals are ``asyncio.Event`` objects the caller registers *before* it reads state, so
+a ring between the read and the wait is never lost: clear, read, then wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import AbstractContextManager
+from typing import Protocol
+
+
+class EventBus(Protocol):
+    def job_changed(self, job_id: str) -> None:
+        """Ring for a job whose row changed (status, progress, logs)."""
+
+    def work_available(self, model: str) -> None:
+        """Ring for workers: a job for ``model`` became pending."""
+
+    def watch_job(self, job_id: str) -> AbstractContextManager[asyncio.Event]:
+        """An event set whenever ``job_changed(job_id)`` rings, while the block runs."""
+        ...
+
+    def work_signal(self, models: frozenset[str]) -> asyncio.Event:
+        """A lasting event set whenever work for one of ``models`` may be available."""
+        ...

@@ -1,0 +1,40 @@
+"""In-process event bus for the embedded single-process mode. Call it from the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+class InProcessEventBus:
+    def __init__(self) -> None:
+        self._job_watchers: dict[str, set[asyncio.Event]] = defaultdict(set)
+        self._work_signals: list[tuple[frozenset[str], asyncio.Event]] = []
+
+    def job_changed(self, job_id: str) -> None:
+        for event in self._job_watchers.get(job_id, ()):
+            event.set()
+
+    def work_available(self, model: str) -> None:
+        for models, event in self._work_signals:
+            if model in models:
+                event.set()
+
+    @contextmanager
+    def watch_job(self, job_id: str) -> Iterator[asyncio.Event]:
+        event = asyncio.Event()
+        watchers = self._job_watchers[job_id]
+        watchers.add(event)
+        try:
+            yield event
+        finally:
+            watchers.discard(event)
+            if not watchers:
+                self._job_watchers.pop(job_id, None)
+
+    def work_signal(self, models: frozenset[str]) -> asyncio.Event:
+        event = asyncio.Event()
+        self._work_signals.append((models, event))
+        return event

@@ -1,0 +1,1 @@
+"""Model providers: Protocols, the registry, and one module per backend."""

@@ -1,0 +1,108 @@
+"""What a provider is: one small Protocol, plus the context a run gets.
+
+A provider turns a validated input into an output. ``run`` is called in a worker
+thread (the local engines release the GIL), with a :class:`RunContext` for progress,
+logs and the cancel flag. A provider that can serve several inputs in one call
+also implements ``run_batch``. Vendor exceptions are translated at this edge:
+``raise ProviderError("...") from exc``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from genyard.domain.catalog import ModelEntry
+from genyard.errors import JobError
+
+
+@dataclass(frozen=True, slots=True)
+class Availability:
+    """Whether a provider can run here; when not, why and how to fix it."""
+
+    available: bool
+    reason: str | None = None
+    fix: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SlotPlan:
+    """How a provider uses the CPU: ``threads_per_call`` x ``parallel_calls`` <= cores.
+
+    ``cpu_bound=False`` (sleeping or remote providers) keeps the provider outside the
+    core budget. ``max_batch`` > 1 lets a worker claim that many jobs of one model and
+    hand them to ``run_batch`` together.
+    """
+
+    threads_per_call: int = 1
+    parallel_calls: int = 1
+    max_batch: int = 1
+    cpu_bound: bool = True
+
+
+@dataclass(slots=True)
+class ProviderResult:
+    output: Any
+    usage: dict[str, Any] = field(default_factory=dict)
+
+
+class RunContext:
+    """Handed to a provider run. Thread-safe: providers call it from worker threads."""
+
+    def __init__(self, job_id: str, attempt: int) -> None:
+        self.job_id = job_id
+        self.attempt = attempt
+        self.cancel_event = threading.Event()
+        self._lock = threading.Lock()
+        self._logs: list[tuple[float, str]] = []
+        self._progress: int | None = None
+
+    @property
+    def canceled(self) -> bool:
+        """True once the job was canceled, timed out or lost its lease: stop early."""
+        return self.cancel_event.is_set()
+
+    def log(self, line: str) -> None:
+        with self._lock:
+            self._logs.append((time.time(), line))
+
+    def progress(self, percent: float) -> None:
+        with self._lock:
+            self._progress = max(0, min(100, int(percent)))
+
+    def drain(self) -> tuple[list[tuple[float, str]], int | None]:
+        """Logs and progress reported since the last drain (for the worker to store)."""
+        with self._lock:
+            logs, self._logs = self._logs, []
+            progress, self._progress = self._progress, None
+        return logs, progress
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """A backend that runs models of the catalog entries naming it."""
+
+    def availability(self) -> Availability: ...
+
+    def slot_plan(self, cores: int) -> SlotPlan: ...
+
+    def run(self, model: ModelEntry, input: dict[str, Any], ctx: RunContext) -> ProviderResult: ...
+
+
+@runtime_checkable
+class BatchProvider(Provider, Protocol):
+    """A provider that runs several inputs of one model in one call.
+
+    Returns one result per input, in order: a ``ProviderResult`` or the ``JobError``
+    that input failed with.
+    """
+
+    def run_batch(
+        self,
+        model: ModelEntry,
+        inputs: Sequence[dict[str, Any]],
+        ctxs: Sequence[RunContext],
+    ) -> list[ProviderResult | JobError]: ...

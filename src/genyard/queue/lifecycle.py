@@ -1,0 +1,209 @@
+"""Every job state change: ``transition()`` (one job) and ``claim()`` (pending ->
+processing for a batch of jobs, the one transition a worker starts).
+
+Both take an open write transaction. ``transition`` checks the source status and,
+when given, the lease's fencing token in the same UPDATE, so a worker whose lease
+was taken over (reaped, canceled, timed out) can no longer write. Entering a terminal
+status or going back to pending drops the lease. Later issues settle credit holds
+and write the webhook outbox row here, in the same transaction.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from genyard.db.jobs_repo import dumps
+from genyard.db.tables import job_leases, predictions
+from genyard.domain.jobs import JobStatus, sources_of
+from genyard.errors import JobErrorCode
+
+_UNSET: Any = object()
+
+
+@dataclass(frozen=True, slots=True)
+class Moved:
+    """What a successful transition changed."""
+
+    job_id: str
+    model: str
+    status: JobStatus
+    started_at: float | None
+    completed_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedJob:
+    id: str
+    model: str
+    input: str
+    attempt: int
+    token: str
+
+
+async def transition(
+    conn: AsyncConnection,
+    job_id: str,
+    to: JobStatus,
+    *,
+    now: float,
+    lease_token: str | None = None,
+    lease_expired_before: float | None = None,
+    output: Any = _UNSET,
+    error: tuple[JobErrorCode, str] | None = None,
+    usage: dict[str, Any] | None = None,
+) -> Moved | None:
+    """Move one job to ``to``; None (nothing written) when the move is not allowed.
+
+    ``lease_token``: the caller must still hold the job's lease with this token.
+    ``lease_expired_before``: the lease must also have expired before that time
+    (the reaper, so that a heartbeat that just renewed it wins).
+    """
+    conditions: list[sa.ColumnElement[bool]] = [
+        predictions.c.id == job_id,
+        predictions.c.status.in_([s.value for s in sources_of(to)]),
+    ]
+    if lease_token is not None:
+        lease = sa.select(job_leases.c.prediction_id).where(
+            job_leases.c.prediction_id == job_id, job_leases.c.token == lease_token
+        )
+        if lease_expired_before is not None:
+            lease = lease.where(job_leases.c.expires_at < lease_expired_before)
+        conditions.append(sa.exists(lease))
+
+    values: dict[str, Any] = {"status": to.value}
+    if to.is_terminal():
+        values["completed_at"] = now
+        if to is JobStatus.SUCCEEDED:
+            values["progress"] = 100
+    if to is JobStatus.PENDING:
+        values["started_at"] = None
+        values["progress"] = 0
+    if output is not _UNSET:
+        values["output"] = dumps(output)
+    if error is not None:
+        values["error_code"], values["error_message"] = error[0].value, error[1]
+    if usage is not None:
+        values["usage"] = dumps(usage)
+
+    result = await conn.execute(
+        predictions.update()
+        .where(*conditions)
+        .values(**values)
+        .returning(predictions.c.model, predictions.c.started_at, predictions.c.completed_at)
+    )
+    row = result.first()
+    if row is None:
+        return None
+    if to.is_terminal() or to is JobStatus.PENDING:
+        await conn.execute(job_leases.delete().where(job_leases.c.prediction_id == job_id))
+    return Moved(job_id, row.model, to, row.started_at, row.completed_at)
+
+
+async def claim(
+    conn: AsyncConnection,
+    models: Sequence[str],
+    limit: int,
+    *,
+    worker_id: str,
+    lease_seconds: float,
+    now: float,
+    skip_locked: bool,
+) -> list[ClaimedJob]:
+    """Take up to ``limit`` of the oldest pending jobs of ``models`` and lease them."""
+    if limit <= 0 or not models:
+        return []
+    query = (
+        sa.select(
+            predictions.c.id, predictions.c.model, predictions.c.input, predictions.c.attempts
+        )
+        .where(predictions.c.status == JobStatus.PENDING.value, predictions.c.model.in_(models))
+        .order_by(predictions.c.created_at, predictions.c.id)
+        .limit(limit)
+    )
+    if skip_locked:
+        query = query.with_for_update(skip_locked=True)
+    rows = (await conn.execute(query)).all()
+    if not rows:
+        return []
+    ids = [r.id for r in rows]
+    await conn.execute(
+        predictions.update()
+        .where(predictions.c.id.in_(ids), predictions.c.status == JobStatus.PENDING.value)
+        .values(
+            status=JobStatus.PROCESSING.value,
+            started_at=now,
+            attempts=predictions.c.attempts + 1,
+        )
+    )
+    claimed = [
+        ClaimedJob(r.id, r.model, r.input, r.attempts + 1, secrets.token_hex(12)) for r in rows
+    ]
+    await conn.execute(
+        job_leases.insert(),
+        [
+            {
+                "prediction_id": c.id,
+                "token": c.token,
+                "worker_id": worker_id,
+                "expires_at": now + lease_seconds,
+            }
+            for c in claimed
+        ],
+    )
+    return claimed
+
+
+async def renew_leases(
+    conn: AsyncConnection, tokens: dict[str, str], expires_at: float
+) -> set[str]:
+    """Extend the leases still held under ``tokens`` (job id -> token); return lost job ids."""
+    if not tokens:
+        return set()
+    await conn.execute(
+        job_leases.update()
+        .where(job_leases.c.token.in_(list(tokens.values())))
+        .values(expires_at=expires_at)
+    )
+    held = await conn.execute(
+        sa.select(job_leases.c.prediction_id).where(job_leases.c.token.in_(list(tokens.values())))
+    )
+    return set(tokens) - {r[0] for r in held}
+
+
+async def set_progress(conn: AsyncConnection, job_id: str, token: str, progress: int) -> None:
+    lease = sa.select(job_leases.c.prediction_id).where(
+        job_leases.c.prediction_id == job_id, job_leases.c.token == token
+    )
+    await conn.execute(
+        predictions.update()
+        .where(predictions.c.id == job_id, sa.exists(lease))
+        .values(progress=progress)
+    )
+
+
+async def expired_leases(conn: AsyncConnection, before: float) -> list[tuple[str, str, int]]:
+    """(job id, token, attempts) of leases that expired before ``before``."""
+    rows = await conn.execute(
+        sa.select(job_leases.c.prediction_id, job_leases.c.token, predictions.c.attempts)
+        .join(predictions, predictions.c.id == job_leases.c.prediction_id)
+        .where(job_leases.c.expires_at < before)
+    )
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+async def overdue_pending(conn: AsyncConnection, now: float, limit: int = 500) -> list[str]:
+    rows = await conn.execute(
+        sa.select(predictions.c.id)
+        .where(
+            predictions.c.status == JobStatus.PENDING.value,
+            predictions.c.queue_deadline < now,
+        )
+        .limit(limit)
+    )
+    return [r[0] for r in rows]

@@ -1,0 +1,347 @@
+"""In-process workers: one pool per provider, claiming jobs of that provider's models.
+
+A pool's state machine, per slot: idle -> claiming -> running -> finishing -> idle.
+Runs happen in the pool's own threads (the engines release the GIL); a weighted CPU
+budget keeps threads per call x parallel calls within the cores across all pools.
+One ticker flushes progress and logs every half second and renews leases every
+third of the lease time; a lease found lost (reaped, canceled) sets the run's cancel
+flag, and the run's late result is refused by the fencing token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from genyard.config import Settings
+from genyard.db import jobs_repo
+from genyard.db.engine import Database
+from genyard.domain.catalog import Catalog, ModelEntry
+from genyard.domain.jobs import JobStatus
+from genyard.errors import JobError, JobErrorCode, RunTimedOut
+from genyard.events.base import EventBus
+from genyard.ids import new_id
+from genyard.metrics import Metrics
+from genyard.providers.base import BatchProvider, Provider, ProviderResult, RunContext, SlotPlan
+from genyard.providers.registry import ProviderRegistry
+from genyard.queue import lifecycle
+from genyard.queue.budget import CpuBudget
+
+log = logging.getLogger(__name__)
+FLUSH_SECONDS = 0.5
+
+
+@dataclass(slots=True)
+class Running:
+    job: lifecycle.ClaimedJob
+    ctx: RunContext
+
+
+class ProviderPool:
+    """Claims and runs the jobs of one provider's models."""
+
+    def __init__(
+        self,
+        workers: WorkerPool,
+        name: str,
+        provider: Provider,
+        models: dict[str, ModelEntry],
+        plan: SlotPlan,
+    ) -> None:
+        self.workers = workers
+        self.name = name
+        self.provider = provider
+        self.models = models
+        self.plan = plan
+        self.batch = plan.max_batch if isinstance(provider, BatchProvider) else 1
+        self.slots = asyncio.Semaphore(plan.parallel_calls)
+        self.executor = ThreadPoolExecutor(
+            max_workers=plan.parallel_calls, thread_name_prefix=f"genyard-{name}"
+        )
+        self.signal = workers.bus.work_signal(frozenset(models))
+        self.busy = 0
+
+    @property
+    def threads(self) -> int:
+        return self.plan.threads_per_call if self.plan.cpu_bound else 0
+
+    async def _take_slot(self, block: bool) -> bool:
+        if block:
+            await self.slots.acquire()
+            await self.workers.cpu.acquire(self.threads)
+            return True
+        if self.slots.locked():
+            return False
+        if not self.workers.cpu.try_acquire(self.threads):
+            return False
+        await self.slots.acquire()
+        return True
+
+    async def _give_slot(self) -> None:
+        self.slots.release()
+        await self.workers.cpu.release(self.threads)
+
+    async def loop(self) -> None:
+        while not self.workers.stopping:
+            await self._take_slot(block=True)
+            held = 1
+            while await self._take_slot(block=False):
+                held += 1
+            self.signal.clear()
+            try:
+                claimed = await self.workers.claim(list(self.models), held * self.batch)
+            except Exception:
+                log.exception("claim failed for %s", self.name)
+                claimed = []
+            groups = self._batches(claimed)
+            for _ in range(held - len(groups)):
+                await self._give_slot()
+            for group in groups:
+                task = asyncio.create_task(self._run_and_release(group))
+                self.workers.tasks.add(task)
+                task.add_done_callback(self.workers.tasks.discard)
+            if not claimed:
+                try:
+                    async with asyncio.timeout(self.workers.settings.poll_interval):
+                        await self.signal.wait()
+                except TimeoutError:
+                    pass
+
+    def _batches(self, claimed: list[lifecycle.ClaimedJob]) -> list[list[lifecycle.ClaimedJob]]:
+        by_model: dict[str, list[lifecycle.ClaimedJob]] = defaultdict(list)
+        for job in claimed:
+            by_model[job.model].append(job)
+        return [
+            jobs[i : i + self.batch]
+            for jobs in by_model.values()
+            for i in range(0, len(jobs), self.batch)
+        ]
+
+    def _call(
+        self, entry: ModelEntry, inputs: list[dict[str, Any]], ctxs: list[RunContext]
+    ) -> list[ProviderResult | BaseException]:
+        """In a pool thread: run one job or a batch; an exception becomes that job's result."""
+        try:
+            if len(inputs) == 1:
+                return [self.provider.run(entry, inputs[0], ctxs[0])]
+            assert isinstance(self.provider, BatchProvider)
+            return list(self.provider.run_batch(entry, inputs, ctxs))
+        except Exception as exc:
+            return [exc] * len(inputs)
+
+    async def _run_and_release(self, group: list[lifecycle.ClaimedJob]) -> None:
+        self.busy += 1
+        self.workers.metrics.workers_busy.labels(self.name).set(self.busy)
+        try:
+            await self._run(group)
+        except Exception:
+            log.exception("worker crashed running %s", [j.id for j in group])
+        finally:
+            self.busy -= 1
+            self.workers.metrics.workers_busy.labels(self.name).set(self.busy)
+            await self._give_slot()
+
+    async def _run(self, group: list[lifecycle.ClaimedJob]) -> None:
+        entry = self.models[group[0].model]
+        running = [Running(job, RunContext(job.id, job.attempt)) for job in group]
+        for item in running:
+            self.workers.running[item.job.id] = item
+        inputs: list[dict[str, Any]] = [orjson.loads(job.input) for job in group]
+        ctxs = [item.ctx for item in running]
+        loop = asyncio.get_running_loop()
+        call = loop.run_in_executor(self.executor, self._call, entry, inputs, ctxs)
+        try:
+            done, _ = await asyncio.wait({call}, timeout=entry.limits.timeout)
+            if not done:
+                for ctx in ctxs:
+                    ctx.cancel_event.set()
+                error = RunTimedOut(
+                    f"the run exceeded the model's {entry.limits.timeout:g} s timeout"
+                )
+                await asyncio.gather(*(self.workers.finish(r, error) for r in running))
+                await asyncio.gather(call, return_exceptions=True)  # wait for the thread
+                return
+            results = call.result()
+            await asyncio.gather(
+                *(self.workers.finish(r, res) for r, res in zip(running, results, strict=True))
+            )
+        finally:
+            for item in running:
+                self.workers.running.pop(item.job.id, None)
+
+
+class WorkerPool:
+    """All provider pools of this process, the flush/heartbeat ticker, and cancel."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        catalog: Catalog,
+        providers: ProviderRegistry,
+        bus: EventBus,
+        metrics: Metrics,
+        on_moved: Callable[[lifecycle.Moved], None],
+        models: set[str] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.catalog = catalog
+        self.providers = providers
+        self.bus = bus
+        self.metrics = metrics
+        self._on_moved = on_moved
+        self.only_models = models
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{new_id('w', 8)}"
+        self.cpu = CpuBudget(settings.cores)
+        self.pools: list[ProviderPool] = []
+        self.running: dict[str, Running] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.stopping = False
+        self._loops: list[asyncio.Task[None]] = []
+
+    def build_pools(self) -> None:
+        by_provider: dict[str, dict[str, ModelEntry]] = defaultdict(dict)
+        for entry in self.catalog.all():
+            if self.only_models is None or entry.id in self.only_models:
+                by_provider[entry.provider][entry.id] = entry
+        for name, models in sorted(by_provider.items()):
+            provider = self.providers.get(name)
+            if provider is None or not provider.availability().available:
+                log.warning("provider %s unavailable; its models get no worker", name)
+                continue
+            plan = provider.slot_plan(self.settings.cores)
+            self.pools.append(ProviderPool(self, name, provider, models, plan))
+
+    def start(self) -> None:
+        self.build_pools()
+        for pool in self.pools:
+            self._loops.append(asyncio.create_task(pool.loop(), name=f"genyard-pool-{pool.name}"))
+        self._loops.append(asyncio.create_task(self._ticker(), name="genyard-ticker"))
+
+    async def claim(self, models: list[str], limit: int) -> list[lifecycle.ClaimedJob]:
+        async with self.db.write() as conn:
+            return await lifecycle.claim(
+                conn,
+                models,
+                limit,
+                worker_id=self.worker_id,
+                lease_seconds=self.settings.lease_seconds,
+                now=time.time(),
+                skip_locked=not self.db.is_sqlite,
+            )
+
+    async def finish(self, item: Running, result: ProviderResult | BaseException) -> None:
+        job, ctx = item.job, item.ctx
+        now = time.time()
+        logs, _ = ctx.drain()
+        if isinstance(result, ProviderResult):
+            to, kwargs = JobStatus.SUCCEEDED, {"output": result.output, "usage": result.usage}
+        elif isinstance(result, JobError):
+            to, kwargs = JobStatus.FAILED, {"error": (result.code, result.message)}
+        else:
+            log.error("provider raised %r for job %s", result, job.id, exc_info=result)
+            to, kwargs = (
+                JobStatus.FAILED,
+                {
+                    "error": (
+                        JobErrorCode.INTERNAL,
+                        "the model failed unexpectedly; see server logs",
+                    )
+                },
+            )
+        logs.append((now, f"{to.value} on attempt {job.attempt}"))
+        try:
+            async with self.db.write() as conn:
+                moved = await lifecycle.transition(
+                    conn, job.id, to, now=now, lease_token=job.token, **kwargs
+                )
+                if moved is not None:
+                    await jobs_repo.append_logs(conn, job.id, logs)
+        except Exception:
+            log.exception("could not record the end of job %s", job.id)
+            return
+        if moved is None:
+            log.info("job %s: result dropped, the lease was taken over", job.id)
+            return
+        self._on_moved(moved)
+
+    def cancel(self, job_id: str) -> None:
+        item = self.running.get(job_id)
+        if item is not None:
+            item.ctx.cancel_event.set()
+
+    async def _ticker(self) -> None:
+        renew_every = self.settings.lease_seconds / 3
+        last_renew = time.monotonic()
+        while True:
+            await asyncio.sleep(FLUSH_SECONDS)
+            try:
+                await self._flush()
+                if time.monotonic() - last_renew >= renew_every:
+                    last_renew = time.monotonic()
+                    await self._renew()
+            except Exception:
+                log.exception("worker ticker failed")
+
+    async def _flush(self) -> None:
+        changed: list[str] = []
+        items = list(self.running.values())
+        pending = [(item, *item.ctx.drain()) for item in items]
+        pending = [p for p in pending if p[1] or p[2] is not None]
+        if not pending:
+            return
+        async with self.db.write() as conn:
+            for item, logs, progress in pending:
+                await jobs_repo.append_logs(conn, item.job.id, logs)
+                if progress is not None:
+                    await lifecycle.set_progress(conn, item.job.id, item.job.token, progress)
+                changed.append(item.job.id)
+        for job_id in changed:
+            self.bus.job_changed(job_id)
+
+    async def _renew(self) -> None:
+        tokens = {job_id: item.job.token for job_id, item in self.running.items()}
+        if not tokens:
+            return
+        async with self.db.write() as conn:
+            lost = await lifecycle.renew_leases(
+                conn, tokens, time.time() + self.settings.lease_seconds
+            )
+        for job_id in lost:
+            log.warning("lost the lease of job %s; stopping its run", job_id)
+            self.cancel(job_id)
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop claiming, let running jobs finish for ``grace`` seconds, then hand the
+        rest back to the queue."""
+        self.stopping = True
+        for task in self._loops:
+            if task.get_name() != "genyard-ticker":
+                task.cancel()
+        if self.tasks:
+            await asyncio.wait(list(self.tasks), timeout=grace)
+        for item in list(self.running.values()):
+            item.ctx.cancel_event.set()
+            async with self.db.write() as conn:
+                moved = await lifecycle.transition(
+                    conn, item.job.id, JobStatus.PENDING, now=time.time(),
+                    lease_token=item.job.token,
+                )  # fmt: skip
+            if moved:
+                log.info("job %s returned to the queue at shutdown", item.job.id)
+        for task in self._loops:
+            task.cancel()
+        await asyncio.gather(*self._loops, return_exceptions=True)
+        for pool in self.pools:
+            pool.executor.shutdown(wait=False, cancel_futures=True)

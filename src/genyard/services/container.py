@@ -1,0 +1,162 @@
+"""Services: everything a running genyard needs, built from settings by one factory.
+
+Nothing is created at import. ``start()`` migrates, creates the first admin on an
+empty database, returns orphaned jobs to the queue (SQLite: one process owns it, so
+every lease left from before belongs to a dead process), and starts workers and the
+reaper. ``stop()`` is the graceful shutdown.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from genyard.config import Settings
+from genyard.db.engine import Database
+from genyard.db.migrate import migrate
+from genyard.domain.catalog import BUNDLED_CATALOG_DIR, Catalog
+from genyard.domain.jobs import JobStatus
+from genyard.events.base import EventBus
+from genyard.events.memory import InProcessEventBus
+from genyard.metrics import Metrics
+from genyard.providers.registry import ProviderRegistry
+from genyard.queue.lifecycle import Moved
+from genyard.queue.reaper import Reaper
+from genyard.queue.worker import WorkerPool
+from genyard.services.accounts import AccountService
+from genyard.services.predictions import PredictionService
+
+log = logging.getLogger(__name__)
+ADMIN_KEY_FILE = "admin-key"
+SECRET_KEY_FILE = "secret-key"  # noqa: S105 (a file name)
+
+
+def resolve_secret_key(settings: Settings) -> str:
+    """The configured secret, or (SQLite only) one generated once and kept in the data dir."""
+    if settings.secret_key:
+        return settings.secret_key
+    if not settings.is_sqlite:
+        raise SystemExit("GENYARD_SECRET_KEY must be set when the database is not SQLite")
+    path = settings.data_dir / SECRET_KEY_FILE
+    if path.exists():
+        return path.read_text().strip()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_hex(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secret + "\n")
+    return secret
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    catalog: Catalog
+    providers: ProviderRegistry
+    bus: EventBus
+    metrics: Metrics
+    accounts: AccountService
+    predictions: PredictionService
+    secret_key: str
+    run_workers: bool = True
+    workers: WorkerPool | None = None
+    reaper: Reaper | None = None
+    admin_key_created: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def build(
+        cls,
+        settings: Settings,
+        *,
+        providers: ProviderRegistry | None = None,
+        run_workers: bool = True,
+    ) -> Services:
+        db = Database(settings.resolved_database_url)
+        dirs = [BUNDLED_CATALOG_DIR]
+        if settings.catalog_dir:
+            dirs.append(settings.catalog_dir)
+        catalog = Catalog.load(dirs, include_diagnostic=settings.diagnostic_models)
+        registry = providers or ProviderRegistry.from_entry_points()
+        bus = InProcessEventBus()
+        metrics = Metrics()
+        services = cls(
+            settings=settings,
+            db=db,
+            catalog=catalog,
+            providers=registry,
+            bus=bus,
+            metrics=metrics,
+            accounts=AccountService(db),
+            predictions=PredictionService(
+                settings, db, catalog, registry, bus, on_moved=lambda m: services.on_moved(m)
+            ),
+            secret_key=resolve_secret_key(settings),
+            run_workers=run_workers,
+        )
+        return services
+
+    def on_moved(self, moved: Moved) -> None:
+        """After a transition commits: count it, ring its bell, stop a canceled run."""
+        self.metrics.jobs.labels(moved.model, moved.status.value).inc()
+        if moved.status.is_terminal() and moved.started_at and moved.completed_at:
+            self.metrics.run_seconds.labels(moved.model).observe(
+                moved.completed_at - moved.started_at
+            )
+        if moved.status is JobStatus.CANCELED and self.workers:
+            self.workers.cancel(moved.job_id)
+        if moved.status is JobStatus.PENDING:
+            self.bus.work_available(moved.model)
+        self.bus.job_changed(moved.job_id)
+
+    async def start(self) -> None:
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        await migrate(self.db)
+        await self.bootstrap_admin()
+        if not self.run_workers:
+            return
+        self.reaper = Reaper(
+            self.db,
+            max_attempts=self.settings.max_attempts,
+            interval=self.settings.reaper_interval,
+            on_moved=self.on_moved,
+        )
+        if self.db.is_sqlite:
+            await self.reaper.reap(expired_before=float("inf"))
+        self.workers = WorkerPool(
+            self.settings, self.db, self.catalog, self.providers, self.bus, self.metrics,
+            on_moved=self.on_moved,
+        )  # fmt: skip
+        self.workers.start()
+        self.reaper.start()
+
+    async def stop(self) -> None:
+        if self.reaper:
+            await self.reaper.stop()
+        if self.workers:
+            await self.workers.stop()
+        await self.db.dispose()
+
+    async def bootstrap_admin(self) -> None:
+        """On an empty database: create the admin, print its key once, keep it in a file."""
+        if await self.accounts.has_users():
+            return
+        user = await self.accounts.create_user("admin", tier="enterprise", admin=True)
+        issued = await self.accounts.create_key(user, name="admin")
+        path: Path = self.settings.data_dir / ADMIN_KEY_FILE
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(issued.secret + "\n")
+        os.chmod(path, 0o600)
+        self.admin_key_created = issued.secret
+        # Printed once, to the terminal only: never through the logger.
+        print(
+            f"\ngenyard: created the admin user. Admin API key (shown once, also in {path}):\n"
+            f"{issued.secret}\n",
+            file=sys.stderr,
+            flush=True,
+        )

@@ -1,0 +1,280 @@
+"""Predictions: submit (validate -> insert in one transaction), read, list, cancel, wait."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+from sqlalchemy.exc import IntegrityError
+
+from genyard.config import Settings
+from genyard.db import jobs_repo
+from genyard.db.engine import Database
+from genyard.domain.catalog import Catalog, ModelEntry
+from genyard.domain.jobs import DEFAULT_WEBHOOK_EVENTS, WEBHOOK_EVENTS, Job, JobStatus
+from genyard.domain.validation import FieldError, validate_input
+from genyard.errors import (
+    Conflict,
+    InvalidRequest,
+    JobErrorCode,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+)
+from genyard.events.base import EventBus
+from genyard.ids import new_id
+from genyard.providers.registry import ProviderRegistry
+from genyard.queue import lifecycle
+
+MAX_OUTPUT_FOLDER = 256
+MAX_IDEMPOTENCY_KEY = 200
+# A waiter re-reads the row at least this often, in case a doorbell was missed.
+WAIT_POLL_SECONDS = 1.0
+
+
+@dataclass(slots=True)
+class SubmitRequest:
+    model: str
+    input: dict[str, Any]
+    is_public: bool = False
+    output_folder: str | None = None
+    webhook_url: str | None = None
+    webhook_events: list[str] | None = None
+    idempotency_key: str | None = None
+    extra_hash: dict[str, Any] = field(default_factory=dict)
+
+    def fingerprint(self) -> str:
+        body = {
+            "model": self.model,
+            "input": self.input,
+            "is_public": self.is_public,
+            "output_folder": self.output_folder,
+            "webhook_url": self.webhook_url,
+            "webhook_events": self.webhook_events,
+        }
+        return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    job: Job
+    replayed: bool
+
+
+def _check_output_folder(folder: str | None) -> list[FieldError]:
+    if folder is None:
+        return []
+    if len(folder) > MAX_OUTPUT_FOLDER:
+        return [FieldError("output_folder", f"must be at most {MAX_OUTPUT_FOLDER} characters")]
+    if ".." in folder:
+        return [FieldError("output_folder", "must not contain '..'")]
+    if folder.startswith("/") or "\\" in folder or "\x00" in folder:
+        return [FieldError("output_folder", "must be a relative path with '/' separators")]
+    return []
+
+
+def _check_webhook(url: str | None, events: list[str] | None) -> list[FieldError]:
+    errors = []
+    if url is not None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            errors.append(FieldError("webhook_url", "must be an absolute http(s) URL"))
+        elif len(url) > 2048:
+            errors.append(FieldError("webhook_url", "must be at most 2048 characters"))
+    for event in events or []:
+        if event not in WEBHOOK_EVENTS:
+            errors.append(
+                FieldError(
+                    "webhook_events",
+                    f"unknown event {event!r}; expected some of "
+                    + ", ".join(sorted(WEBHOOK_EVENTS)),
+                )
+            )
+    return errors
+
+
+def invalid(errors: list[FieldError]) -> InvalidRequest:
+    message = "; ".join(f"{e.field}: {e.message}" for e in errors)
+    return InvalidRequest(message, {"errors": [e.as_dict() for e in errors]})
+
+
+class PredictionService:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        catalog: Catalog,
+        providers: ProviderRegistry,
+        bus: EventBus,
+        on_moved: Callable[[lifecycle.Moved], None],
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.catalog = catalog
+        self.providers = providers
+        self.bus = bus
+        self._on_moved = on_moved
+
+    def model(self, model_id: str) -> ModelEntry:
+        entry = self.catalog.get(model_id)
+        if entry is None:
+            raise InvalidRequest(
+                f"model: unknown model {model_id!r}; GET /v1/models lists the models",
+                {"errors": [{"field": "model", "message": "unknown model"}]},
+            )
+        return entry
+
+    async def submit(
+        self, account_id: str, user_id: str, api_key_id: str | None, req: SubmitRequest
+    ) -> Submitted:
+        entry = self.model(req.model)
+        availability = self.providers.availability(entry.provider)
+        if not availability.available:
+            raise InvalidRequest(
+                f"model: {entry.id} is unavailable here: {availability.reason}",
+                {"field": "model", "reason": availability.reason, "fix": availability.fix},
+            )
+        size = len(orjson.dumps(req.input))
+        if size > entry.limits.max_input_bytes:
+            raise PayloadTooLarge(
+                f"input is {size} bytes; {entry.id} accepts at most {entry.limits.max_input_bytes}",
+                {"field": "input", "limit": entry.limits.max_input_bytes, "size": size},
+            )
+        filled, errors = validate_input(entry.input_schema, req.input)
+        errors += _check_output_folder(req.output_folder)
+        errors += _check_webhook(req.webhook_url, req.webhook_events)
+        if req.idempotency_key is not None and not 0 < len(req.idempotency_key) <= 200:
+            errors.append(FieldError("Idempotency-Key", "must be 1-200 characters"))
+        if errors:
+            raise invalid(errors)
+
+        now = time.time()
+        job = Job(
+            id=new_id("pred"),
+            account_id=account_id,
+            user_id=user_id,
+            model=entry.id,
+            input=filled,
+            status=JobStatus.PENDING,
+            created_at=now,
+            is_public=req.is_public,
+            output_folder=req.output_folder,
+            webhook_url=req.webhook_url,
+            webhook_events=list(req.webhook_events or DEFAULT_WEBHOOK_EVENTS),
+        )
+        fingerprint = req.fingerprint()
+        try:
+            async with self.db.write() as conn:
+                if req.idempotency_key:
+                    found = await jobs_repo.find_idempotent(conn, account_id, req.idempotency_key)
+                    if found is not None:
+                        return await self._replay(found, fingerprint, account_id)
+                pending = await jobs_repo.count_pending(conn, account_id)
+                if pending >= self.settings.max_pending_per_account:
+                    raise RateLimited(
+                        f"this account has {pending} pending predictions; the limit is "
+                        f"{self.settings.max_pending_per_account}",
+                        {"pending": pending, "limit": self.settings.max_pending_per_account},
+                        retry_after=5,
+                    )
+                await jobs_repo.insert_job(
+                    conn,
+                    job,
+                    api_key_id=api_key_id,
+                    idempotency_key=req.idempotency_key,
+                    request_hash=fingerprint if req.idempotency_key else None,
+                    queue_deadline=now + entry.limits.queue_timeout,
+                )
+        except IntegrityError:
+            # Another request with the same idempotency key won the race.
+            if not req.idempotency_key:
+                raise
+            async with self.db.read() as conn:
+                found = await jobs_repo.find_idempotent(conn, account_id, req.idempotency_key)
+            if found is None:
+                raise
+            return await self._replay(found, fingerprint, account_id)
+        self.bus.work_available(entry.id)
+        return Submitted(job, replayed=False)
+
+    async def _replay(
+        self, found: tuple[str, str | None], fingerprint: str, account_id: str
+    ) -> Submitted:
+        job_id, stored_hash = found
+        if stored_hash != fingerprint:
+            raise Conflict(
+                "Idempotency-Key was already used with a different request body",
+                {"prediction_id": job_id},
+            )
+        return Submitted(await self.get(job_id, account_id), replayed=True)
+
+    async def get(self, job_id: str, account_id: str) -> Job:
+        async with self.db.read() as conn:
+            job = await jobs_repo.get_job(conn, job_id, account_id)
+            if job is None:
+                raise NotFound(f"no prediction with id {job_id!r}")
+            job.logs = await jobs_repo.read_logs(conn, job_id)
+            if job.status is JobStatus.PENDING:
+                job.queue_position = await jobs_repo.queue_position(conn, job)
+        return job
+
+    async def list(
+        self,
+        account_id: str,
+        *,
+        limit: int,
+        before: tuple[float, str] | None,
+        status: str | None,
+        model: str | None,
+    ) -> list[Job]:
+        async with self.db.read() as conn:
+            return await jobs_repo.list_jobs(
+                conn, account_id, limit=limit, before=before, status=status, model=model
+            )
+
+    async def cancel(self, job_id: str, account_id: str) -> Job:
+        """Cancel a pending job at once, a processing one through its run context."""
+        job = await self.get(job_id, account_id)
+        if job.status.is_terminal():
+            raise Conflict(
+                f"prediction {job_id} has already {job.status.value}; it cannot be canceled",
+                {"status": job.status.value},
+            )
+        async with self.db.write() as conn:
+            moved = await lifecycle.transition(
+                conn,
+                job_id,
+                JobStatus.CANCELED,
+                now=time.time(),
+                error=(JobErrorCode.CANCELED, "canceled by the user"),
+            )
+        if moved is None:  # it ended while we looked
+            job = await self.get(job_id, account_id)
+            raise Conflict(
+                f"prediction {job_id} has already {job.status.value}; it cannot be canceled",
+                {"status": job.status.value},
+            )
+        self._on_moved(moved)
+        return await self.get(job_id, account_id)
+
+    async def wait(self, job_id: str, account_id: str, seconds: float) -> Job:
+        """The job once it is terminal, or its current state after ``seconds``."""
+        deadline = time.monotonic() + seconds
+        with self.bus.watch_job(job_id) as rang:
+            while True:
+                rang.clear()
+                job = await self.get(job_id, account_id)
+                remaining = deadline - time.monotonic()
+                if job.status.is_terminal() or remaining <= 0:
+                    return job
+                try:
+                    async with asyncio.timeout(min(remaining, WAIT_POLL_SECONDS)):
+                        await rang.wait()
+                except TimeoutError:
+                    pass
