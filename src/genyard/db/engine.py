@@ -3,11 +3,14 @@
 On SQLite every write transaction is ``BEGIN IMMEDIATE`` (it takes the write lock at
 once and waits on ``busy_timeout``), so a read-then-write transaction can never hit
 SQLITE_BUSY half-way; reads stay ``BEGIN DEFERRED`` and run beside a writer under WAL.
-On PostgreSQL both views are the same ordinary engine.
+In one process, SQLite writers also queue on an asyncio lock: the database allows one
+writer at a time anyway, and waiting on the lock is cheap where SQLite's busy handler
+sleeps in steps of up to 100 ms. On PostgreSQL both views are the same ordinary engine.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -59,7 +62,9 @@ class Database:
             kwargs["max_overflow"] = 20
             kwargs["pool_pre_ping"] = True
         self.engine = create_async_engine(url, **kwargs)
+        self._write_lock: asyncio.Lock | None = None
         if self.is_sqlite:
+            self._write_lock = asyncio.Lock()
             _install_sqlite_hooks(self.engine)
             self._write_engine = self.engine.execution_options(sqlite_begin="IMMEDIATE")
         else:
@@ -74,7 +79,11 @@ class Database:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction that commits on success and rolls back on error."""
-        async with self._write_engine.begin() as conn:
+        if self._write_lock is None:
+            async with self._write_engine.begin() as conn:
+                yield conn
+            return
+        async with self._write_lock, self._write_engine.begin() as conn:
             yield conn
 
     async def ping(self) -> None:

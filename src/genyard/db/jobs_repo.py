@@ -162,3 +162,15 @@ async def list_jobs(
         )
     query = query.order_by(predictions.c.created_at.desc(), predictions.c.id.desc()).limit(limit)
     return [row_to_job(r) for r in await conn.execute(query)]
+
+
+async def read_logs_after(
+    conn: AsyncConnection, job_id: str, after_id: int
+) -> list[tuple[int, str]]:
+    """Log lines with a row id above ``after_id``, oldest first (for streams that resume)."""
+    rows = await conn.execute(
+        sa.select(prediction_logs.c.id, prediction_logs.c.line)
+        .where(prediction_logs.c.prediction_id == job_id, prediction_logs.c.id > after_id)
+        .order_by(prediction_logs.c.id)
+    )
+    return [(r[0], r[1]) for r in rows]

@@ -2,12 +2,13 @@
 
 from fastapi import APIRouter
 
-from genyard.api.native import account, models, predictions
+from genyard.api.native import account, models, predictions, stream
 
 
 def router() -> APIRouter:
     root = APIRouter(prefix="/v1")
     root.include_router(predictions.router)
+    root.include_router(stream.router)
     root.include_router(models.router)
     root.include_router(account.router)
     return root
