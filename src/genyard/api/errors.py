@@ -1,6 +1,8 @@
 """The native face's error envelope: ``{"error": {"code", "message", "details"}}``.
 
-One renderer and one set of handlers; a stack trace never leaves the server.
+One renderer and one set of handlers; errors nobody expected end in the request
+middleware (api/middleware.py), which logs them and answers 500 ``internal_error``
+without a stack trace.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import ORJSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from genyard.errors import GenyardError, InternalError
+from genyard.errors import GenyardError
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +73,3 @@ def install_error_handlers(app: FastAPI) -> None:
         return ORJSONResponse(
             error_body(code, message), status_code=exc.status_code, headers=exc.headers
         )
-
-    @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> ORJSONResponse:
-        log.exception("unhandled error")
-        return render(InternalError("internal error; the request id names it in the server log"))

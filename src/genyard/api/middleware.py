@@ -35,11 +35,13 @@ class RequestContextMiddleware:
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status = 500
+        started_response = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started_response
             if message["type"] == "http.response.start":
                 status = message["status"]
+                started_response = True
                 message.setdefault("headers", [])
                 message["headers"] = [
                     *message["headers"],
@@ -53,6 +55,19 @@ class RequestContextMiddleware:
                 await _too_large(send_with_id, self.max_body_bytes)
             else:
                 await self.app(scope, receive, send_with_id)
+        except Exception:
+            # The one place unexpected errors end: logged with the request id, answered
+            # in the envelope, never with a stack trace.
+            log.exception("unhandled error")
+            if not started_response:
+                await _send_error(
+                    send_with_id,
+                    500,
+                    error_body(
+                        "internal_error",
+                        "internal error; the request id names it in the server log",
+                    ),
+                )
         finally:
             route: Any = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
@@ -73,13 +88,19 @@ class RequestContextMiddleware:
 
 
 async def _too_large(send: Send, limit: int) -> None:
-    body = orjson.dumps(
-        error_body("payload_too_large", f"request body exceeds {limit} bytes", {"limit": limit})
+    await _send_error(
+        send,
+        413,
+        error_body("payload_too_large", f"request body exceeds {limit} bytes", {"limit": limit}),
     )
+
+
+async def _send_error(send: Send, status: int, payload: dict[str, Any]) -> None:
+    body = orjson.dumps(payload)
     await send(
         {
             "type": "http.response.start",
-            "status": 413,
+            "status": status,
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
