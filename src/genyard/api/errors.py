@@ -12,9 +12,9 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from genyard.api.responses import JSON
 from genyard.errors import GenyardError
 
 log = logging.getLogger(__name__)
@@ -36,12 +36,12 @@ def error_body(code: str, message: str, details: dict[str, Any] | None = None) -
     return {"error": {"code": code, "message": message, "details": details or {}}}
 
 
-def render(error: GenyardError) -> ORJSONResponse:
+def render(error: GenyardError) -> JSON:
     headers = {}
     retry_after = getattr(error, "retry_after", None)
     if retry_after is not None:
         headers["Retry-After"] = str(retry_after)
-    return ORJSONResponse(
+    return JSON(
         error_body(error.code, error.message, error.details),
         status_code=error.status,
         headers=headers,
@@ -55,21 +55,17 @@ def _field(loc: tuple[Any, ...]) -> str:
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(GenyardError)
-    async def _genyard(_: Request, exc: GenyardError) -> ORJSONResponse:
+    async def _genyard(_: Request, exc: GenyardError) -> JSON:
         return render(exc)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> ORJSONResponse:
+    async def _validation(_: Request, exc: RequestValidationError) -> JSON:
         errors = [{"field": _field(tuple(e["loc"])), "message": e["msg"]} for e in exc.errors()]
         message = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-        return ORJSONResponse(
-            error_body("invalid_request", message, {"errors": errors}), status_code=400
-        )
+        return JSON(error_body("invalid_request", message, {"errors": errors}), status_code=400)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> ORJSONResponse:
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSON:
         code = _HTTP_CODES.get(exc.status_code, "internal_error")
         message = str(exc.detail) if exc.detail else code.replace("_", " ")
-        return ORJSONResponse(
-            error_body(code, message), status_code=exc.status_code, headers=exc.headers
-        )
+        return JSON(error_body(code, message), status_code=exc.status_code, headers=exc.headers)

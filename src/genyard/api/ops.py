@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from fastapi import APIRouter
-from fastapi.responses import ORJSONResponse, Response
+from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from genyard.api.deps import ServicesDep
+from genyard.api.responses import JSON
 from genyard.db.tables import predictions
 
 router = APIRouter(tags=["operations"])
 
 
 @router.get("/healthz")
-async def healthz(services: ServicesDep) -> ORJSONResponse:
+async def healthz(services: ServicesDep) -> JSON:
     checks: dict[str, object] = {}
     healthy = True
     try:
@@ -37,7 +38,7 @@ async def healthz(services: ServicesDep) -> ORJSONResponse:
         }
     else:
         checks["workers"] = "not in this process"
-    return ORJSONResponse(
+    return JSON(
         {"status": "ok" if healthy else "unhealthy", "checks": checks},
         status_code=200 if healthy else 503,
     )

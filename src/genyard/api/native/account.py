@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import ORJSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from genyard.api.deps import ServicesDep, json_body, require
 from genyard.api.render import iso
+from genyard.api.responses import JSON
 from genyard.db.accounts_repo import KeyRow
 from genyard.domain.accounts import MAX_ACTIVE_KEYS, Principal, Scope, parse_scopes
 from genyard.errors import InvalidRequest
@@ -41,8 +41,8 @@ def render_key(key: KeyRow) -> dict[str, Any]:
 
 
 @router.get("/account")
-async def get_account(principal: Annotated[Principal, require(Scope.READ)]) -> ORJSONResponse:
-    return ORJSONResponse(
+async def get_account(principal: Annotated[Principal, require(Scope.READ)]) -> JSON:
+    return JSON(
         {
             "id": principal.account_id,
             "user": {
@@ -59,9 +59,9 @@ async def get_account(principal: Annotated[Principal, require(Scope.READ)]) -> O
 @router.get("/keys")
 async def list_keys(
     services: ServicesDep, principal: Annotated[Principal, require(Scope.READ)]
-) -> ORJSONResponse:
+) -> JSON:
     keys = await services.accounts.keys(principal.user_id)
-    return ORJSONResponse({"data": [render_key(k) for k in keys], "max_active": MAX_ACTIVE_KEYS})
+    return JSON({"data": [render_key(k) for k in keys], "max_active": MAX_ACTIVE_KEYS})
 
 
 @router.post(
@@ -75,7 +75,7 @@ async def create_key(
     request: Request,
     services: ServicesDep,
     principal: Annotated[Principal, require(Scope.WRITE)],
-) -> ORJSONResponse:
+) -> JSON:
     body = await json_body(request, KeyCreate)
     try:
         scopes = parse_scopes(body.scopes)
@@ -87,7 +87,7 @@ async def create_key(
     issued = await services.accounts.create_key(
         user, name=body.name, scopes=scopes, granted_by=principal
     )
-    return ORJSONResponse({**render_key(issued.row), "key": issued.secret}, status_code=201)
+    return JSON({**render_key(issued.row), "key": issued.secret}, status_code=201)
 
 
 @router.delete("/keys/{key_id}")
@@ -95,6 +95,6 @@ async def revoke_key(
     key_id: str,
     services: ServicesDep,
     principal: Annotated[Principal, require(Scope.WRITE)],
-) -> ORJSONResponse:
+) -> JSON:
     key = await services.accounts.revoke_key(key_id, owner_id=principal.user_id)
-    return ORJSONResponse(render_key(key))
+    return JSON(render_key(key))

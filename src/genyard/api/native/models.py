@@ -7,9 +7,9 @@ import shlex
 from typing import Annotated, Any
 
 from fastapi import APIRouter
-from fastapi.responses import ORJSONResponse
 
 from genyard.api.deps import ServicesDep, require
+from genyard.api.responses import JSON
 from genyard.domain.accounts import Principal, Scope
 from genyard.domain.catalog import MODEL_TYPES, ModelEntry
 from genyard.errors import InvalidRequest, NotFound
@@ -50,14 +50,14 @@ async def list_models(
     services: ServicesDep,
     _: Annotated[Principal, require(Scope.READ)],
     type: str | None = None,
-) -> ORJSONResponse:
+) -> JSON:
     if type is not None and type not in MODEL_TYPES:
         raise InvalidRequest(
             f"type: unknown model type {type!r}",
             {"errors": [{"field": "type", "message": f"expected one of {sorted(MODEL_TYPES)}"}]},
         )
     entries = services.catalog.all(type)
-    return ORJSONResponse({"data": [_summary(e, services) for e in entries]})
+    return JSON({"data": [_summary(e, services) for e in entries]})
 
 
 @router.get("/models/{model_id:path}")
@@ -65,7 +65,7 @@ async def get_model(
     model_id: str,
     services: ServicesDep,
     _: Annotated[Principal, require(Scope.READ)],
-) -> ORJSONResponse:
+) -> JSON:
     entry = services.catalog.get(model_id)
     if entry is None:
         raise NotFound(f"no model with id {model_id!r}")
@@ -90,4 +90,4 @@ async def get_model(
             },
         }
     )
-    return ORJSONResponse(body)
+    return JSON(body)

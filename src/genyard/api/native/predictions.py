@@ -8,11 +8,11 @@ import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import ORJSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from genyard.api import render
 from genyard.api.deps import ServicesDep, json_body, require
+from genyard.api.responses import JSON
 from genyard.domain.accounts import Principal, Scope
 from genyard.domain.jobs import JobStatus
 from genyard.errors import InvalidRequest
@@ -83,7 +83,7 @@ async def create_prediction(
     request: Request,
     services: ServicesDep,
     principal: Annotated[Principal, require(Scope.GENERATE)],
-) -> ORJSONResponse:
+) -> JSON:
     body = await json_body(request, PredictionCreate)
     if body.webhook and body.webhook_url and body.webhook != body.webhook_url:
         raise InvalidRequest(
@@ -114,7 +114,7 @@ async def create_prediction(
         job = await services.predictions.wait(job.id, principal.account_id, wait)
     elif not submitted.replayed:
         job = await services.predictions.get(job.id, principal.account_id)
-    return ORJSONResponse(
+    return JSON(
         render.prediction(job, services.settings.resolved_public_url),
         status_code=201,
         headers=headers,
@@ -126,9 +126,9 @@ async def get_prediction(
     prediction_id: str,
     services: ServicesDep,
     principal: Annotated[Principal, require(Scope.READ)],
-) -> ORJSONResponse:
+) -> JSON:
     job = await services.predictions.get(prediction_id, principal.account_id)
-    return ORJSONResponse(render.prediction(job, services.settings.resolved_public_url))
+    return JSON(render.prediction(job, services.settings.resolved_public_url))
 
 
 @router.delete("/predictions/{prediction_id}")
@@ -136,11 +136,11 @@ async def cancel_prediction(
     prediction_id: str,
     services: ServicesDep,
     principal: Annotated[Principal, require(Scope.GENERATE)],
-) -> ORJSONResponse:
+) -> JSON:
     job = await services.predictions.cancel(prediction_id, principal.account_id)
     body = render.prediction(job, services.settings.resolved_public_url)
     body["message"] = "Prediction canceled successfully"
-    return ORJSONResponse(body)
+    return JSON(body)
 
 
 @router.get("/predictions")
@@ -151,7 +151,7 @@ async def list_predictions(
     cursor: str | None = None,
     status: JobStatus | None = None,
     model: str | None = None,
-) -> ORJSONResponse:
+) -> JSON:
     before = decode_cursor(cursor) if cursor else None
     jobs = await services.predictions.list(
         principal.account_id,
@@ -163,7 +163,7 @@ async def list_predictions(
     has_more = len(jobs) > limit
     jobs = jobs[:limit]
     base = services.settings.resolved_public_url
-    return ORJSONResponse(
+    return JSON(
         {
             "data": [render.prediction(j, base, with_logs=False) for j in jobs],
             "has_more": has_more,

@@ -1,0 +1,68 @@
+"""GET /v1/predictions/{id}/stream: server-sent events rebuilt from the database."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from .support import DIAGNOSTIC, Api
+
+
+def parse_sse(text: str) -> list[tuple[str, Any, str | None]]:
+    """(event, decoded data, id) for each event in an SSE body."""
+    events = []
+    for block in text.strip().split("\n\n"):
+        fields: dict[str, str] = {}
+        for line in block.splitlines():
+            if line.startswith(":"):
+                continue
+            name, _, value = line.partition(": ")
+            fields[name] = value
+        if "event" in fields:
+            events.append((fields["event"], orjson.loads(fields["data"]), fields.get("id")))
+    return events
+
+
+async def test_stream_reports_progress_logs_output_and_done(api: Api) -> None:
+    job = await api.predict(
+        DIAGNOSTIC, {"mode": "progress", "seconds": 0.6, "steps": 3, "payload": {"n": 7}}
+    )
+    r = await api.client.get(f"/v1/predictions/{job['id']}/stream")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/event-stream")
+    events = parse_sse(r.text)
+    names = [e[0] for e in events]
+    assert names[-2:] == ["output", "done"]
+    assert events[-2][1] == {"n": 7}
+    assert events[-1][1] == {"status": "succeeded"}
+    logs = [e[1] for e in events if e[0] == "logs"]
+    assert logs[:1] == ["diagnostic progress attempt=1"]
+    assert "step 3/3" in logs and logs[-1] == "succeeded on attempt 1"
+    progress = [e[1]["progress"] for e in events if e[0] == "status"]
+    assert progress == sorted(progress) and progress[-1] == 100
+    assert any(0 < p < 100 for p in progress), progress
+
+    # Resuming after a log id replays only the lines after it.
+    ids = [int(e[2]) for e in events if e[0] == "logs" and e[2]]
+    resumed = await api.client.get(
+        f"/v1/predictions/{job['id']}/stream", headers={"Last-Event-ID": str(ids[-2])}
+    )
+    again = [e[1] for e in parse_sse(resumed.text) if e[0] == "logs"]
+    assert again == ["succeeded on attempt 1"]
+
+
+async def test_stream_of_a_failed_job_ends_with_its_error(api: Api) -> None:
+    job = await api.predict(DIAGNOSTIC, {"mode": "fail", "message": "boom"})
+    r = await api.client.get(f"/v1/predictions/{job['id']}/stream")
+    events = parse_sse(r.text)
+    assert events[-2] == ("error", {"code": "provider_error", "message": "boom"}, None)
+    assert events[-1][1] == {"status": "failed"}
+
+
+async def test_stream_of_another_accounts_job_is_404(api: Api) -> None:
+    job = await api.predict(DIAGNOSTIC, {"mode": "echo", "payload": 1})
+    other = await api.new_user("stream-stranger")
+    r = await api.anon.get(f"/v1/predictions/{job['id']}/stream", headers=api.auth(other))
+    assert r.status_code == 404
+    assert r.json()["error"]["code"] == "not_found"
