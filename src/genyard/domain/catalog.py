@@ -83,7 +83,10 @@ def _parse_entry(path: Path, data: dict[str, Any]) -> ModelEntry:
     schema = model["input_schema"]
     if not isinstance(schema, dict) or schema.get("type") != "object":
         raise CatalogError(f"{path}: model.input_schema must be a JSON Schema of type object")
-    limits = Limits(**model.get("limits", {}))
+    try:
+        limits = Limits(**model.get("limits", {}))
+    except TypeError as exc:
+        raise CatalogError(f"{path}: model.limits: {exc}") from None
     return ModelEntry(
         id=model_id,
         type=str(model["type"]),
@@ -115,8 +118,11 @@ class Catalog:
             if not directory.is_dir():
                 raise CatalogError(f"catalog directory {directory} does not exist")
             for path in sorted(directory.glob("*.toml")):
-                with path.open("rb") as fh:
-                    data = tomllib.load(fh)
+                try:
+                    with path.open("rb") as fh:
+                        data = tomllib.load(fh)
+                except tomllib.TOMLDecodeError as exc:
+                    raise CatalogError(f"{path}: not valid TOML: {exc}") from None
                 if path.name == "defaults.toml":
                     for model_type, table in data.items():
                         defaults.setdefault(model_type, {}).update(table)
@@ -132,6 +138,13 @@ class Catalog:
 
     def all(self, model_type: str | None = None) -> list[ModelEntry]:
         return [e for e in self._entries.values() if model_type in (None, e.type)]
+
+    def defaults(self) -> dict[str, dict[str, str]]:
+        """Default model ids by type, then by language (``default`` for any language)."""
+        return {
+            model_type: {lang: mid for lang, mid in table.items() if mid in self._entries}
+            for model_type, table in self._defaults.items()
+        }
 
     def default_for(self, model_type: str, language: str | None = None) -> ModelEntry | None:
         """The default model of a type, for a language when one is named."""

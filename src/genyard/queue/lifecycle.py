@@ -176,6 +176,15 @@ async def renew_leases(
     return set(tokens) - {r[0] for r in held}
 
 
+async def refund_attempt(conn: AsyncConnection, job_id: str) -> None:
+    """Uncount the last start: the job was handed back at a graceful shutdown, not lost."""
+    await conn.execute(
+        predictions.update()
+        .where(predictions.c.id == job_id, predictions.c.attempts > 0)
+        .values(attempts=predictions.c.attempts - 1)
+    )
+
+
 async def set_progress(conn: AsyncConnection, job_id: str, token: str, progress: int) -> None:
     lease = sa.select(job_leases.c.prediction_id).where(
         job_leases.c.prediction_id == job_id, job_leases.c.token == token

@@ -338,8 +338,11 @@ class WorkerPool:
                     conn, item.job.id, JobStatus.PENDING, now=time.time(),
                     lease_token=item.job.token,
                 )  # fmt: skip
+                if moved:
+                    await lifecycle.refund_attempt(conn, item.job.id)
             if moved:
                 log.info("job %s returned to the queue at shutdown", item.job.id)
+                self._on_moved(moved)
         for task in self._loops:
             task.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)

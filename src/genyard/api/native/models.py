@@ -57,7 +57,10 @@ async def list_models(
             {"errors": [{"field": "type", "message": f"expected one of {sorted(MODEL_TYPES)}"}]},
         )
     entries = services.catalog.all(type)
-    return JSON({"data": [_summary(e, services) for e in entries]})
+    defaults = services.catalog.defaults()
+    if type is not None:
+        defaults = {type: defaults[type]} if type in defaults else {}
+    return JSON({"data": [_summary(e, services) for e in entries], "defaults": defaults})
 
 
 @router.get("/models/{model_id:path}")
