@@ -4,12 +4,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from genyard.config import Settings, load_settings
 from genyard.db.engine import Database
@@ -29,6 +28,12 @@ app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
 app.add_typer(models_app, name="models")
 console = Console(stderr=True)
+
+
+def _print_rows(header: tuple[str, ...], rows: Sequence[Sequence[str]]) -> None:
+    """Tab-separated lines, header first: whole ids, never cut to the terminal's width."""
+    for row in (header, *rows):
+        typer.echo("\t".join(row))
 
 
 def _run_with_accounts(fn: Callable[[AccountService], Awaitable[T]]) -> T:
@@ -112,10 +117,10 @@ def users_create(
 def users_list() -> None:
     """List users."""
     users = _run_with_accounts(lambda svc: svc.users())
-    table = Table("id", "name", "account", "tier", "admin")
-    for u in users:
-        table.add_row(u.id, u.name, u.account_id, u.tier, str(u.is_admin))
-    Console().print(table)
+    _print_rows(
+        ("id", "name", "account", "tier", "admin"),
+        [(u.id, u.name, u.account_id, u.tier, str(u.is_admin)) for u in users],
+    )
 
 
 @keys_app.command("create")
@@ -154,10 +159,7 @@ def keys_list(
             for k in await svc.keys(user_id)
         ]  # fmt: skip
 
-    table = Table("id", "user", "name", "prefix", "scopes", "state")
-    for row in _run_with_accounts(list_):
-        table.add_row(*row)
-    Console().print(table)
+    _print_rows(("id", "user", "name", "prefix", "scopes", "state"), _run_with_accounts(list_))
 
 
 @keys_app.command("revoke")
@@ -174,11 +176,11 @@ def models_list() -> None:
     dirs = [BUNDLED_CATALOG_DIR, *([settings.catalog_dir] if settings.catalog_dir else [])]
     catalog = Catalog.load(dirs, include_diagnostic=settings.diagnostic_models)
     registry = ProviderRegistry.from_entry_points()
-    table = Table("id", "type", "available", "reason")
+    rows = []
     for entry in catalog.all():
         availability = registry.availability(entry.provider)
-        table.add_row(entry.id, entry.type, str(availability.available), availability.reason or "")
-    Console().print(table)
+        rows.append((entry.id, entry.type, str(availability.available), availability.reason or ""))
+    _print_rows(("id", "type", "available", "reason"), rows)
 
 
 def main() -> None:

@@ -21,8 +21,8 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(
         default=Path("./data"),
-        description="Directory for the SQLite database, the generated secret key, "
-        "the admin key file and stored files.",
+        description="Directory for the SQLite database (`genyard.db`), the generated "
+        "secret key (`secret-key`) and the admin key file (`admin-key`).",
     )
     database_url: str | None = Field(
         default=None,
@@ -38,8 +38,9 @@ class Settings(BaseSettings):
     )
     secret_key: str | None = Field(
         default=None,
-        description="Secret for signing URLs and tokens. On SQLite, generated on first "
-        "start and kept in `<data dir>/secret-key` when unset; required on PostgreSQL.",
+        description="Secret for signing URLs and tokens (reserved: nothing is signed with it "
+        "yet). On SQLite, generated on first start and kept in `<data dir>/secret-key` when "
+        "unset; required on PostgreSQL.",
     )
     worker_concurrency: int | None = Field(
         default=None,
@@ -50,7 +51,8 @@ class Settings(BaseSettings):
     diagnostic_models: bool = Field(
         default=False,
         description="Enable the `genyard/diagnostic` model (modes sleep, fail, crash, echo, "
-        "progress) for tests and benchmarks. `crash` kills the worker process.",
+        "progress) for tests and benchmarks. `crash` kills the worker process (under "
+        "`genyard serve`, the whole server).",
     )
     catalog_dir: Path | None = Field(
         default=None,
@@ -121,6 +123,31 @@ class Settings(BaseSettings):
     def cores(self) -> int:
         """CPU budget for in-process workers."""
         return self.worker_concurrency or os.cpu_count() or 1
+
+
+def _default_text(value: object) -> str:
+    if value is None:
+        return "(unset)"
+    if isinstance(value, bool):
+        text = str(value).lower()
+    elif isinstance(value, float):
+        text = f"{value:g}"
+    elif isinstance(value, Path) and not value.is_absolute():
+        text = "./" + value.as_posix()
+    else:
+        text = str(value)
+    return f"`{text}`"
+
+
+def settings_table() -> str:
+    """The README's configuration table (Markdown), one row per :class:`Settings` field."""
+    prefix = Settings.model_config.get("env_prefix", "")
+    lines = ["| Variable | Default | Description |", "|---|---|---|"]
+    for name, info in Settings.model_fields.items():
+        description = " ".join((info.description or "").split()).replace("|", "\\|")
+        default = _default_text(info.get_default(call_default_factory=True))
+        lines.append(f"| `{prefix}{name.upper()}` | {default} | {description} |")
+    return "\n".join(lines) + "\n"
 
 
 def load_settings(**overrides: object) -> Settings:

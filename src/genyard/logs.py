@@ -35,11 +35,12 @@ class JsonFormatter(logging.Formatter):
         }
         request_id = getattr(record, "request_id", None) or request_id_var.get()
         if request_id:
-            entry["request_id"] = request_id
+            # A client chooses its request id: it may have sent a key there.
+            entry["request_id"] = mask_keys(request_id)
         for key in ("method", "route", "status", "duration_ms", "client"):
             value = getattr(record, key, None)
             if value is not None:
-                entry[key] = value
+                entry[key] = mask_keys(value) if isinstance(value, str) else value
         if record.exc_info:
             entry["exc"] = mask_keys(self.formatException(record.exc_info))
         return orjson.dumps(entry).decode()

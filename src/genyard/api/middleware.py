@@ -69,8 +69,7 @@ class RequestContextMiddleware:
                     ),
                 )
         finally:
-            route: Any = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
+            template = route_template(scope)
             self.metrics.requests.labels(template, scope["method"], str(status)).inc()
             log.info(
                 "%s %s %s",
@@ -85,6 +84,13 @@ class RequestContextMiddleware:
                 },
             )
             request_id_var.reset(token)
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's path template, e.g. ``/v1/predictions/{prediction_id}``."""
+    route: Any = scope.get("route")
+    template: str | None = getattr(route, "path", None)
+    return template or "unmatched"
 
 
 async def _too_large(send: Send, limit: int) -> None:

@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+
 BUNDLED_CATALOG_DIR = Path(__file__).resolve().parent.parent / "catalog"
 
 MODEL_TYPES = frozenset(
@@ -33,6 +36,14 @@ MODEL_TYPES = frozenset(
         "diagnostic",
     }
 )
+
+
+_MODEL_KEYS = frozenset(
+    {
+        "id", "type", "provider", "input_schema", "description", "languages", "settings",
+        "capabilities", "pricing", "limits", "example_input", "diagnostic",
+    }
+)  # fmt: skip
 
 
 class CatalogError(ValueError):
@@ -80,9 +91,18 @@ def _parse_entry(path: Path, data: dict[str, Any]) -> ModelEntry:
         raise CatalogError(
             f"{path}: model.type {model['type']!r} is not one of {sorted(MODEL_TYPES)}"
         )
+    unknown = set(model) - _MODEL_KEYS
+    if unknown:
+        raise CatalogError(f"{path}: unknown model field(s) {', '.join(sorted(unknown))}")
     schema = model["input_schema"]
     if not isinstance(schema, dict) or schema.get("type") != "object":
         raise CatalogError(f"{path}: model.input_schema must be a JSON Schema of type object")
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        raise CatalogError(
+            f"{path}: model.input_schema is not valid JSON Schema: {exc.message}"
+        ) from None
     try:
         limits = Limits(**model.get("limits", {}))
     except TypeError as exc:

@@ -207,11 +207,14 @@ async def expired_leases(conn: AsyncConnection, before: float) -> list[tuple[str
 
 
 async def overdue_pending(conn: AsyncConnection, now: float, limit: int = 500) -> list[str]:
+    """Jobs never started that waited past their deadline. A job the reaper returned
+    to the queue has waited its turn once already and is not timed out again."""
     rows = await conn.execute(
         sa.select(predictions.c.id)
         .where(
             predictions.c.status == JobStatus.PENDING.value,
             predictions.c.queue_deadline < now,
+            predictions.c.attempts == 0,
         )
         .limit(limit)
     )

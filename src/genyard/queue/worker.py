@@ -106,8 +106,10 @@ class ProviderPool:
             groups = self._batches(claimed)
             for _ in range(held - len(groups)):
                 await self._give_slot()
-            for group in groups:
-                task = asyncio.create_task(self._run_and_release(group))
+            # Batches of several models can outnumber the slots held: the extra ones
+            # wait for a slot of their own before they start (and before their timeout).
+            for i, group in enumerate(groups):
+                task = asyncio.create_task(self._run_and_release(group, has_slot=i < held))
                 self.workers.tasks.add(task)
                 task.add_done_callback(self.workers.tasks.discard)
             if not claimed:
@@ -139,7 +141,9 @@ class ProviderPool:
         except Exception as exc:
             return [exc] * len(inputs)
 
-    async def _run_and_release(self, group: list[lifecycle.ClaimedJob]) -> None:
+    async def _run_and_release(self, group: list[lifecycle.ClaimedJob], has_slot: bool) -> None:
+        if not has_slot:
+            await self._take_slot(block=True)
         self.busy += 1
         self.workers.metrics.workers_busy.labels(self.name).set(self.busy)
         try:
@@ -231,7 +235,7 @@ class WorkerPool:
 
     async def claim(self, models: list[str], limit: int) -> list[lifecycle.ClaimedJob]:
         async with self.db.write() as conn:
-            return await lifecycle.claim(
+            claimed = await lifecycle.claim(
                 conn,
                 models,
                 limit,
@@ -240,6 +244,10 @@ class WorkerPool:
                 now=time.time(),
                 skip_locked=not self.db.is_sqlite,
             )
+        now = time.time()
+        for job in claimed:
+            self._on_moved(lifecycle.Moved(job.id, job.model, JobStatus.PROCESSING, now, None))
+        return claimed
 
     async def finish(self, item: Running, result: ProviderResult | BaseException) -> None:
         job, ctx = item.job, item.ctx

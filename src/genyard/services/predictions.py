@@ -99,6 +99,13 @@ def _check_webhook(url: str | None, events: list[str] | None) -> list[FieldError
     return errors
 
 
+def _not_cancelable(job: Job) -> Conflict:
+    return Conflict(
+        f"prediction {job.id} is already {job.status.value}; it cannot be canceled",
+        {"status": job.status.value},
+    )
+
+
 def invalid(errors: list[FieldError]) -> InvalidRequest:
     message = "; ".join(f"{e.field}: {e.message}" for e in errors)
     return InvalidRequest(message, {"errors": [e.as_dict() for e in errors]})
@@ -133,6 +140,16 @@ class PredictionService:
     async def submit(
         self, account_id: str, user_id: str, api_key_id: str | None, req: SubmitRequest
     ) -> Submitted:
+        if req.idempotency_key is not None:
+            if not 0 < len(req.idempotency_key) <= MAX_IDEMPOTENCY_KEY:
+                raise invalid(
+                    [FieldError("Idempotency-Key", f"must be 1-{MAX_IDEMPOTENCY_KEY} characters")]
+                )
+            # A replay answers with the stored job, whatever has changed since.
+            async with self.db.read() as conn:
+                found = await jobs_repo.find_idempotent(conn, account_id, req.idempotency_key)
+            if found is not None:
+                return await self._replay(found, req.fingerprint(), account_id)
         entry = self.model(req.model)
         availability = self.providers.availability(entry.provider)
         if not availability.available:
@@ -149,8 +166,6 @@ class PredictionService:
         filled, errors = validate_input(entry.input_schema, req.input)
         errors += _check_output_folder(req.output_folder)
         errors += _check_webhook(req.webhook_url, req.webhook_events)
-        if req.idempotency_key is not None and not 0 < len(req.idempotency_key) <= 200:
-            errors.append(FieldError("Idempotency-Key", "must be 1-200 characters"))
         if errors:
             raise invalid(errors)
 
@@ -200,7 +215,7 @@ class PredictionService:
             if found is None:
                 raise
             return await self._replay(found, fingerprint, account_id)
-        self.bus.work_available(entry.id)
+        self._on_moved(lifecycle.Moved(job.id, job.model, JobStatus.PENDING, None, None))
         return Submitted(job, replayed=False)
 
     async def _replay(
@@ -242,10 +257,7 @@ class PredictionService:
         """Cancel a pending job at once, a processing one through its run context."""
         job = await self.get(job_id, account_id)
         if job.status.is_terminal():
-            raise Conflict(
-                f"prediction {job_id} has already {job.status.value}; it cannot be canceled",
-                {"status": job.status.value},
-            )
+            raise _not_cancelable(job)
         async with self.db.write() as conn:
             moved = await lifecycle.transition(
                 conn,
@@ -255,11 +267,7 @@ class PredictionService:
                 error=(JobErrorCode.CANCELED, "canceled by the user"),
             )
         if moved is None:  # it ended while we looked
-            job = await self.get(job_id, account_id)
-            raise Conflict(
-                f"prediction {job_id} has already {job.status.value}; it cannot be canceled",
-                {"status": job.status.value},
-            )
+            raise _not_cancelable(await self.get(job_id, account_id))
         self._on_moved(moved)
         return await self.get(job_id, account_id)
 

@@ -6,7 +6,9 @@ from genyard.api.native import account, models, predictions, stream
 
 
 def router() -> APIRouter:
-    root = APIRouter(prefix="/v1")
+    # Full paths live on each route (no router prefix), so a route's ``path`` is the
+    # template that metrics and logs show.
+    root = APIRouter()
     root.include_router(predictions.router)
     root.include_router(stream.router)
     root.include_router(models.router)

@@ -40,7 +40,7 @@ def render_key(key: KeyRow) -> dict[str, Any]:
     }
 
 
-@router.get("/account")
+@router.get("/v1/account")
 async def get_account(principal: Annotated[Principal, require(Scope.READ)]) -> JSON:
     return JSON(
         {
@@ -56,7 +56,7 @@ async def get_account(principal: Annotated[Principal, require(Scope.READ)]) -> J
     )
 
 
-@router.get("/keys")
+@router.get("/v1/keys")
 async def list_keys(
     services: ServicesDep, principal: Annotated[Principal, require(Scope.READ)]
 ) -> JSON:
@@ -65,7 +65,7 @@ async def list_keys(
 
 
 @router.post(
-    "/keys",
+    "/v1/keys",
     status_code=201,
     openapi_extra={
         "requestBody": {"content": {"application/json": {"schema": KeyCreate.model_json_schema()}}}
@@ -90,7 +90,7 @@ async def create_key(
     return JSON({**render_key(issued.row), "key": issued.secret}, status_code=201)
 
 
-@router.delete("/keys/{key_id}")
+@router.delete("/v1/keys/{key_id}")
 async def revoke_key(
     key_id: str,
     services: ServicesDep,

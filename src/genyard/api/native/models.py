@@ -45,7 +45,7 @@ def curl_example(entry: ModelEntry, base_url: str) -> str:
     )
 
 
-@router.get("/models")
+@router.get("/v1/models")
 async def list_models(
     services: ServicesDep,
     _: Annotated[Principal, require(Scope.READ)],
@@ -63,7 +63,7 @@ async def list_models(
     return JSON({"data": [_summary(e, services) for e in entries], "defaults": defaults})
 
 
-@router.get("/models/{model_id:path}")
+@router.get("/v1/models/{model_id:path}")
 async def get_model(
     model_id: str,
     services: ServicesDep,

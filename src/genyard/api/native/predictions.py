@@ -78,7 +78,7 @@ CREATE_BODY = {
 }
 
 
-@router.post("/predictions", status_code=201, openapi_extra=CREATE_BODY)
+@router.post("/v1/predictions", status_code=201, openapi_extra=CREATE_BODY)
 async def create_prediction(
     request: Request,
     services: ServicesDep,
@@ -121,7 +121,7 @@ async def create_prediction(
     )
 
 
-@router.get("/predictions/{prediction_id}")
+@router.get("/v1/predictions/{prediction_id}")
 async def get_prediction(
     prediction_id: str,
     services: ServicesDep,
@@ -131,7 +131,7 @@ async def get_prediction(
     return JSON(render.prediction(job, services.settings.resolved_public_url))
 
 
-@router.delete("/predictions/{prediction_id}")
+@router.delete("/v1/predictions/{prediction_id}")
 async def cancel_prediction(
     prediction_id: str,
     services: ServicesDep,
@@ -143,7 +143,7 @@ async def cancel_prediction(
     return JSON(body)
 
 
-@router.get("/predictions")
+@router.get("/v1/predictions")
 async def list_predictions(
     services: ServicesDep,
     principal: Annotated[Principal, require(Scope.READ)],

@@ -76,7 +76,7 @@ async def _events(
                     yield b": keep-alive\n\n"
 
 
-@router.get("/predictions/{prediction_id}/stream")
+@router.get("/v1/predictions/{prediction_id}/stream")
 async def stream_prediction(
     prediction_id: str,
     request: Request,

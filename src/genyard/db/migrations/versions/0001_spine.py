@@ -73,7 +73,7 @@ def upgrade() -> None:
         sa.Column("completed_at", sa.Double, nullable=True),
         sa.CheckConstraint(
             "status IN ('pending', 'processing', 'succeeded', 'failed', 'canceled')",
-            name="ck_predictions_status",
+            name=op.f("ck_predictions_status"),
         ),
     )
     op.create_index("ix_predictions_queue", "predictions", ["status", "model", "created_at"])
