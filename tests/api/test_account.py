@@ -26,8 +26,9 @@ async def test_account_describes_the_caller(api: Api) -> None:
     keys = (await api.client.get("/v1/keys")).json()["data"]
     assert [k["name"] for k in keys] == ["admin"]
     # the admin key has no stored scopes, which means full access
-    assert account["key"] == {"id": keys[0]["id"], "scopes": []}
-    assert keys[0]["scopes"] == []
+    full = ["generate", "read", "write"]
+    assert account["key"] == {"id": keys[0]["id"], "scopes": full}
+    assert keys[0]["scopes"] == full
 
 
 async def test_account_of_a_scoped_key(api: Api) -> None:

@@ -124,6 +124,8 @@ async def test_every_error_path_of_the_native_face(make_api: ApiFactory) -> None
         for url in ("ftp://example.com/hook", "not a url", "https://"):
             r = await post({**ok, "webhook_url": url})
             expect_error(r, 400, "invalid_request", "webhook_url")
+            r = await post({**ok, "webhook": url})
+            expect_error(r, 400, "invalid_request", "webhook")
         r = await post(
             {**ok, "webhook": "https://a.example/h", "webhook_url": "https://b.example/h"}
         )

@@ -176,6 +176,21 @@ BAD_FILES = {
         'input_schema = { type = "object" }\nlimits = { timout = 3 }\n',
         "limits",
     ),
+    "limit that is not a number": (
+        '[model]\nid = "a/b"\ntype = "text"\nprovider = "p"\n'
+        'input_schema = { type = "object" }\nlimits = { timeout = "fast" }\n',
+        "model.limits.timeout must be a positive number",
+    ),
+    "unknown model field": (
+        '[model]\nid = "a/b"\ntype = "text"\nprovider = "p"\n'
+        'input_schema = { type = "object" }\ndescripton = "typo"\n',
+        "unknown model field(s) descripton",
+    ),
+    "schema that is not JSON Schema": (
+        '[model]\nid = "a/b"\ntype = "text"\nprovider = "p"\n'
+        'input_schema = { type = "object", properties = { x = { type = "strnig" } } }\n',
+        "is not valid JSON Schema",
+    ),
 }
 
 

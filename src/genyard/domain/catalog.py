@@ -107,6 +107,10 @@ def _parse_entry(path: Path, data: dict[str, Any]) -> ModelEntry:
         limits = Limits(**model.get("limits", {}))
     except TypeError as exc:
         raise CatalogError(f"{path}: model.limits: {exc}") from None
+    for name in ("timeout", "queue_timeout", "max_input_bytes"):
+        value = getattr(limits, name)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise CatalogError(f"{path}: model.limits.{name} must be a positive number")
     return ModelEntry(
         id=model_id,
         type=str(model["type"]),

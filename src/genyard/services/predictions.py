@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -47,7 +47,8 @@ class SubmitRequest:
     webhook_url: str | None = None
     webhook_events: list[str] | None = None
     idempotency_key: str | None = None
-    extra_hash: dict[str, Any] = field(default_factory=dict)
+    #: The body field the webhook URL came in (native: ``webhook`` or ``webhook_url``).
+    webhook_field: str = "webhook_url"
 
     def fingerprint(self) -> str:
         body = {
@@ -79,14 +80,14 @@ def _check_output_folder(folder: str | None) -> list[FieldError]:
     return []
 
 
-def _check_webhook(url: str | None, events: list[str] | None) -> list[FieldError]:
+def _check_webhook(url: str | None, events: list[str] | None, field: str) -> list[FieldError]:
     errors = []
     if url is not None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            errors.append(FieldError("webhook_url", "must be an absolute http(s) URL"))
+            errors.append(FieldError(field, "must be an absolute http(s) URL"))
         elif len(url) > 2048:
-            errors.append(FieldError("webhook_url", "must be at most 2048 characters"))
+            errors.append(FieldError(field, "must be at most 2048 characters"))
     for event in events or []:
         if event not in WEBHOOK_EVENTS:
             errors.append(
@@ -165,7 +166,7 @@ class PredictionService:
             )
         filled, errors = validate_input(entry.input_schema, req.input)
         errors += _check_output_folder(req.output_folder)
-        errors += _check_webhook(req.webhook_url, req.webhook_events)
+        errors += _check_webhook(req.webhook_url, req.webhook_events, req.webhook_field)
         if errors:
             raise invalid(errors)
 

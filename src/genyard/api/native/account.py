@@ -11,7 +11,13 @@ from genyard.api.deps import ServicesDep, json_body, require
 from genyard.api.render import iso
 from genyard.api.responses import JSON
 from genyard.db.accounts_repo import KeyRow
-from genyard.domain.accounts import MAX_ACTIVE_KEYS, Principal, Scope, parse_scopes
+from genyard.domain.accounts import (
+    MAX_ACTIVE_KEYS,
+    Principal,
+    Scope,
+    effective_scopes,
+    parse_scopes,
+)
 from genyard.errors import InvalidRequest
 
 router = APIRouter(tags=["account"])
@@ -32,7 +38,8 @@ def render_key(key: KeyRow) -> dict[str, Any]:
         "id": key.id,
         "name": key.name,
         "prefix": key.prefix,
-        "scopes": [s for s in key.scopes.split(",") if s],
+        # Effective scopes: a key stored with none has all of them.
+        "scopes": sorted(effective_scopes(parse_scopes(key.scopes))),
         "created_at": iso(key.created_at),
         "last_used_at": iso(key.last_used_at),
         "revoked_at": iso(key.revoked_at),
@@ -51,7 +58,7 @@ async def get_account(principal: Annotated[Principal, require(Scope.READ)]) -> J
                 "is_admin": principal.is_admin,
                 "tier": principal.tier,
             },
-            "key": {"id": principal.key_id, "scopes": sorted(principal.scopes)},
+            "key": {"id": principal.key_id, "scopes": sorted(effective_scopes(principal.scopes))},
         }
     )
 

@@ -102,6 +102,7 @@ async def create_prediction(
             webhook_url=body.webhook or body.webhook_url,
             webhook_events=body.webhook_events,
             idempotency_key=request.headers.get("idempotency-key"),
+            webhook_field="webhook" if body.webhook else "webhook_url",
         ),
     )
     job = submitted.job
