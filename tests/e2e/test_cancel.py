@@ -76,13 +76,13 @@ def test_cancel_pending_job_never_runs(admin: httpx.Client) -> None:
 
 def test_cancel_processing_job_stays_canceled(admin: httpx.Client) -> None:
     started = time.monotonic()
-    job = submit(admin, {"mode": "sleep", "seconds": 2, "payload": "never"})
+    job = submit(admin, {"mode": "sleep", "seconds": 3, "payload": "never"})
     wait_status(admin, job["id"], "processing")
     canceled = assert_canceled(admin.delete(f"/v1/predictions/{job['id']}"))
     assert canceled["started_at"] is not None
 
     # Past the moment the sleep would have ended: the late result was refused.
-    time.sleep(max(0.0, 2.8 - (time.monotonic() - started)))
+    time.sleep(max(0.0, 3.5 - (time.monotonic() - started)))
     later = get(admin, job["id"])
     assert later["status"] == "canceled"
     assert later["output"] is None

@@ -42,6 +42,8 @@ def test_metrics_count_routes_jobs_and_run_times(make_server: Callable[..., Serv
         wait_all_terminal(http, [sleeper["id"]])
         for job in echoes:
             get(http, job["id"])
+        ids = [j["id"] for j in (*echoes, sleeper, failed, canceled)]
+        run_times = [get(http, i)["metrics"]["run_time"] for i in ids]
         assert http.get("/v1/predictions/pred_nope").status_code == 404
         assert http.get("/not/a/route").status_code == 404
         samples = scrape(http)
@@ -57,16 +59,23 @@ def test_metrics_count_routes_jobs_and_run_times(make_server: Callable[..., Serv
     assert all(r.startswith(("/v1/", "/healthz", "/metrics")) or r == "unmatched" for r in routes)
 
     jobs = "genyard_jobs_total"
+    assert value(samples, jobs, model=DIAGNOSTIC, status="pending") == 8
+    assert value(samples, jobs, model=DIAGNOSTIC, status="processing") == 8
     assert value(samples, jobs, model=DIAGNOSTIC, status="succeeded") == 6
     assert value(samples, jobs, model=DIAGNOSTIC, status="failed") == 1
     assert value(samples, jobs, model=DIAGNOSTIC, status="canceled") == 1
 
     hist = "genyard_job_run_seconds"
     assert value(samples, f"{hist}_count", model=DIAGNOSTIC) == 8
-    # The 0.6 s sleep is the only run above half a second (the canceled one stopped early).
-    assert value(samples, f"{hist}_bucket", model=DIAGNOSTIC, le="0.5") == 7
+    # Each run in its bucket: the 0.6 s sleep above half a second, the echoes below.
+    assert run_times[5] > 0.5
+    assert max(run_times[:5]) < 0.25
+    short = sum(t <= 0.5 for t in run_times)
+    assert value(samples, f"{hist}_bucket", model=DIAGNOSTIC, le="0.5") == short
+    assert value(samples, f"{hist}_bucket", model=DIAGNOSTIC, le="0.25") >= 5
     assert value(samples, f"{hist}_bucket", model=DIAGNOSTIC, le="+Inf") == 8
-    assert value(samples, f"{hist}_sum", model=DIAGNOSTIC) >= 0.6
+    total = value(samples, f"{hist}_sum", model=DIAGNOSTIC)
+    assert total == pytest.approx(sum(run_times), abs=0.01)
 
     assert value(samples, "genyard_queue_depth", model=DIAGNOSTIC) == 0
     assert failed["status"] == "failed"
