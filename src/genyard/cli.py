@@ -18,6 +18,7 @@ from genyard.domain.catalog import BUNDLED_CATALOG_DIR, Catalog
 from genyard.errors import GenyardError
 from genyard.providers.registry import ProviderRegistry
 from genyard.services.accounts import AccountService
+from genyard.services.container import DataDirInUse, lock_data_dir
 
 T = TypeVar("T")
 app = typer.Typer(help="genyard: a self-hostable AI generation platform.", no_args_is_help=True)
@@ -73,6 +74,14 @@ def serve(
         overrides["port"] = port
     settings = load_settings(**overrides)
     configure_logging(settings.log_level, settings.log_format)
+    if settings.is_sqlite:
+        # Say it plainly before uvicorn starts (the app takes the lock for real).
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            lock_data_dir(settings.data_dir).close()
+        except DataDirInUse as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(1) from None
     uvicorn.run(
         create_app(settings),
         host=settings.host,

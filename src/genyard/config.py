@@ -81,6 +81,12 @@ class Settings(BaseSettings):
         description="Seconds an idle worker waits before looking for work again when no "
         "submit wakes it.",
     )
+    shutdown_grace: float = Field(
+        default=10.0,
+        ge=0,
+        description="Seconds a stopping server lets running jobs finish before it hands "
+        "them back to the queue (without spending an attempt).",
+    )
     max_pending_per_account: int = Field(
         default=1000,
         ge=1,

@@ -5,7 +5,10 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
+
+from genyard.services.container import DataDirInUse
 
 from .support import DIAGNOSTIC, FAST, Api, running_api
 
@@ -120,3 +123,19 @@ async def test_first_start_creates_the_admin_once(tmp_path: Path, catalog_dir: P
         assert r.status_code == 200 and r.json()["user"]["name"] == "admin"
         assert [u.name for u in await second.services.accounts.users()] == ["admin"]
         assert len(await second.services.accounts.keys()) == 1
+
+
+async def test_a_second_server_with_workers_on_one_data_dir_is_refused(tmp_path: Path) -> None:
+    """Two servers on one SQLite queue would reap each other's running jobs."""
+    data = tmp_path / "shared"
+    async with running_api(data, None) as first:
+        job = await first.predict(DIAGNOSTIC, {"mode": "sleep", "seconds": 0.5, "payload": 1})
+        with pytest.raises(DataDirInUse, match="already running workers"):
+            async with running_api(data, None):
+                pass
+        done = await first.wait_until(job["id"])
+        assert done["status"] == "succeeded" and done["output"] == 1
+        assert "attempt 2" not in done["logs"]
+    # Once the first has stopped, the data dir is free again.
+    async with running_api(data, None) as again:
+        assert (await again.get(job["id"]))["status"] == "succeeded"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import stat
+import subprocess
+import sys
 from collections.abc import Callable
 
 import pytest
@@ -59,3 +61,26 @@ def test_first_start_creates_one_admin_and_prints_its_key_once(
     assert admins == [("admin",)]
     rows = table_rows(server.cli("users", "list").stdout)
     assert [(r[1], r[3], r[4]) for r in rows] == [("admin", "enterprise", "True")]
+
+
+def test_a_second_server_on_the_same_data_dir_refuses_to_start(
+    make_server: Callable[..., Server],
+) -> None:
+    server = make_server().start()
+    with server.client(server.admin_key) as http:
+        assert http.get("/v1/account").status_code == 200
+        # Same data dir, another port: it must not start workers on the same queue.
+        other = dict(server.env, GENYARD_PORT=str(server.port + 1))
+        second = subprocess.run(
+            [sys.executable, "-m", "genyard", "serve"],
+            cwd=server.root,
+            env=other,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert second.returncode == 1, second.stderr
+        assert "already running workers" in second.stderr
+        assert "Traceback" not in second.stderr
+        assert http.get("/v1/account").status_code == 200

@@ -123,9 +123,10 @@ def send_keys_everywhere(
     assert admin.get(f"/v1/predictions/{full}").status_code == 404
     assert admin.get(f"/nowhere/{full}").status_code == 404
     assert client().get("/v1/account", params={"api_key": full}).status_code == 401
-    # A key sent as a request id (a confused client or proxy) is masked in the logs.
+    # A key sent as a request id (a confused client or proxy) is replaced by our own id.
     odd = admin.get("/v1/account", headers={"X-Request-Id": full})
     assert odd.status_code == 200
+    assert odd.headers["x-request-id"].startswith("req_")
 
     # Unknown, malformed and revoked keys.
     unknown = "gy_live_" + secrets.token_hex(20)

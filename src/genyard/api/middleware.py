@@ -11,6 +11,7 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from genyard.api.errors import error_body
+from genyard.domain.accounts import KEY_PREFIX
 from genyard.ids import new_id
 from genyard.logs import request_id_var
 from genyard.metrics import Metrics
@@ -31,7 +32,9 @@ class RequestContextMiddleware:
             return
         headers = dict(scope["headers"])
         incoming = headers.get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming if _SAFE_ID.match(incoming) else new_id("req", 20)
+        # A client's own id is kept when it is short and plain (and not an API key).
+        safe = _SAFE_ID.match(incoming) and not incoming.startswith(KEY_PREFIX)
+        request_id = incoming if safe else new_id("req", 20)
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status = 500

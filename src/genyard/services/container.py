@@ -8,12 +8,14 @@ reaper. ``stop()`` is the graceful shutdown.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import secrets
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from genyard.config import Settings
 from genyard.db.engine import Database
@@ -32,6 +34,7 @@ from genyard.services.predictions import PredictionService
 
 log = logging.getLogger(__name__)
 ADMIN_KEY_FILE = "admin-key"
+LOCK_FILE = "serve.lock"
 SECRET_KEY_FILE = "secret-key"  # noqa: S105 (a file name)
 
 
@@ -52,6 +55,26 @@ def resolve_secret_key(settings: Settings) -> str:
     return secret
 
 
+class DataDirInUse(RuntimeError):
+    """Another process already runs workers on this SQLite data dir."""
+
+
+def lock_data_dir(data_dir: Path) -> IO[str]:
+    """Hold ``<data dir>/serve.lock`` for as long as the returned file stays open.
+
+    Two servers on one SQLite queue would each take the other's jobs for orphans."""
+    handle = (data_dir / LOCK_FILE).open("a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise DataDirInUse(
+            f"another genyard server is already running workers on {data_dir}; "
+            "stop it first (SQLite allows one such process per data dir)"
+        ) from None
+    return handle
+
+
 @dataclass
 class Services:
     settings: Settings
@@ -67,6 +90,7 @@ class Services:
     workers: WorkerPool | None = None
     reaper: Reaper | None = None
     admin_key_created: str | None = field(default=None, repr=False)
+    _data_dir_lock: IO[str] | None = field(default=None, repr=False)
 
     @classmethod
     def build(
@@ -126,6 +150,8 @@ class Services:
             on_moved=self.on_moved,
         )
         if self.db.is_sqlite:
+            # One process owns a SQLite queue: every lease left is a dead process's.
+            self._data_dir_lock = lock_data_dir(self.settings.data_dir)
             await self.reaper.reap(expired_before=float("inf"))
         self.workers = WorkerPool(
             self.settings, self.db, self.catalog, self.providers, self.bus, self.metrics,
@@ -138,7 +164,10 @@ class Services:
         if self.reaper:
             await self.reaper.stop()
         if self.workers:
-            await self.workers.stop()
+            await self.workers.stop(self.settings.shutdown_grace)
+        if self._data_dir_lock is not None:
+            self._data_dir_lock.close()
+            self._data_dir_lock = None
         await self.db.dispose()
 
     async def bootstrap_admin(self) -> None:
