@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import signal
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, TypeVar
 
@@ -14,7 +16,7 @@ from genyard.config import Settings, load_settings
 from genyard.db.engine import Database
 from genyard.db.migrate import migrate
 from genyard.domain.accounts import parse_scopes
-from genyard.domain.catalog import BUNDLED_CATALOG_DIR, Catalog
+from genyard.domain.catalog import BUNDLED_CATALOG_DIR, MODEL_TYPES, Catalog
 from genyard.errors import GenyardError
 from genyard.providers.registry import ProviderRegistry
 from genyard.services.accounts import AccountService
@@ -61,7 +63,7 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (GENYARD_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (GENYARD_PORT).")] = None,
 ) -> None:
-    """Run the API, workers and reaper in one process (migrates first)."""
+    """Run the API, workers and reaper in one process (migrates first). SQLite or PostgreSQL."""
     import uvicorn
 
     from genyard.app import create_app
@@ -90,6 +92,100 @@ def serve(
         access_log=False,
         timeout_graceful_shutdown=15,
     )
+
+
+def _require_postgres(settings: Settings, command: str) -> None:
+    if settings.is_sqlite:
+        console.print(
+            f"[red]error:[/red] `genyard {command}` runs API and workers as separate processes, "
+            "which needs PostgreSQL (GENYARD_DATABASE_URL=postgresql+asyncpg://...). "
+            "With SQLite, run `genyard serve`: one process with the API and the workers."
+        )
+        raise typer.Exit(2)
+
+
+@app.command()
+def api(
+    host: Annotated[str | None, typer.Option(help="Bind address (GENYARD_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (GENYARD_PORT).")] = None,
+) -> None:
+    """Run the API only (PostgreSQL): workers run in `genyard worker` processes."""
+    import uvicorn
+
+    from genyard.app import create_app
+    from genyard.logs import configure_logging
+    from genyard.services.container import Services
+
+    overrides: dict[str, object] = {}
+    if host is not None:
+        overrides["host"] = host
+    if port is not None:
+        overrides["port"] = port
+    settings = load_settings(**overrides)
+    _require_postgres(settings, "api")
+    configure_logging(settings.log_level, settings.log_format)
+    services = Services.build(settings, run_workers=False)
+    uvicorn.run(
+        create_app(settings, services),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=15,
+    )
+
+
+@app.command()
+def worker(
+    models: Annotated[
+        str | None, typer.Option(help="Comma-separated model ids to serve (default: all).")
+    ] = None,
+    types: Annotated[
+        str | None, typer.Option(help="Comma-separated model types to serve, e.g. embedding.")
+    ] = None,
+) -> None:
+    """Run workers and the reaper only (PostgreSQL), for the models this machine serves."""
+    from genyard.logs import configure_logging
+    from genyard.services.container import Services
+
+    settings = load_settings()
+    _require_postgres(settings, "worker")
+    configure_logging(settings.log_level, settings.log_format)
+    services = Services.build(settings, bootstrap=False)
+    chosen = _chosen_models(services.catalog, models, types)
+    services.worker_models = chosen
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await services.start()
+        assert services.workers is not None
+        pools = {p.name: sorted(p.models) for p in services.workers.pools}
+        logging.getLogger("genyard.worker").info("worker started: %s", pools)
+        await stop.wait()
+        await services.stop()
+
+    asyncio.run(main())
+
+
+def _chosen_models(catalog: Catalog, models: str | None, types: str | None) -> set[str] | None:
+    """The model ids named by --models and --types; None (all) when neither is given."""
+    if models is None and types is None:
+        return None
+    chosen: set[str] = set()
+    for model_id in filter(None, (m.strip() for m in (models or "").split(","))):
+        if catalog.get(model_id) is None:
+            console.print(f"[red]error:[/red] --models: unknown model {model_id!r}")
+            raise typer.Exit(2)
+        chosen.add(model_id)
+    for model_type in filter(None, (t.strip() for t in (types or "").split(","))):
+        if model_type not in MODEL_TYPES:
+            console.print(f"[red]error:[/red] --types: unknown model type {model_type!r}")
+            raise typer.Exit(2)
+        chosen.update(e.id for e in catalog.all(model_type))
+    return chosen
 
 
 @app.command("migrate")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 
@@ -12,6 +12,13 @@ class InProcessEventBus:
     def __init__(self) -> None:
         self._job_watchers: dict[str, set[asyncio.Event]] = defaultdict(set)
         self._work_signals: list[tuple[frozenset[str], asyncio.Event]] = []
+        self._cancel_callbacks: list[Callable[[str], None]] = []
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
 
     def job_changed(self, job_id: str) -> None:
         for event in self._job_watchers.get(job_id, ()):
@@ -21,6 +28,13 @@ class InProcessEventBus:
         for models, event in self._work_signals:
             if model in models:
                 event.set()
+
+    def job_canceled(self, job_id: str) -> None:
+        for callback in self._cancel_callbacks:
+            callback(job_id)
+
+    def on_cancel(self, callback: Callable[[str], None]) -> None:
+        self._cancel_callbacks.append(callback)
 
     @contextmanager
     def watch_job(self, job_id: str) -> Iterator[asyncio.Event]:

@@ -228,6 +228,7 @@ class WorkerPool:
             self.pools.append(ProviderPool(self, name, provider, models, plan))
 
     def start(self) -> None:
+        self.bus.on_cancel(self.cancel)
         self.build_pools()
         for pool in self.pools:
             self._loops.append(asyncio.create_task(pool.loop(), name=f"genyard-pool-{pool.name}"))

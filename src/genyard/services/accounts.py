@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from sqlalchemy.exc import IntegrityError
+
 from genyard.db import accounts_repo as repo
 from genyard.db.accounts_repo import KeyRow, UserRow
 from genyard.db.engine import Database
@@ -49,10 +51,14 @@ class AccountService:
                 f"tier must be one of {', '.join(TIERS)}", {"field": "tier", "allowed": TIERS}
             )
         user = UserRow(new_id("user"), name, new_id("acct"), admin, tier, time.time())
-        async with self.db.write() as conn:
-            if await repo.user_by_name(conn, name):
-                raise Conflict(f"a user named {name!r} already exists", {"field": "name"})
-            await repo.insert_user(conn, user)
+        taken = Conflict(f"a user named {name!r} already exists", {"field": "name"})
+        try:
+            async with self.db.write() as conn:
+                if await repo.user_by_name(conn, name):
+                    raise taken
+                await repo.insert_user(conn, user)
+        except IntegrityError:
+            raise taken from None  # a concurrent create won (PostgreSQL, read committed)
         return user
 
     async def user(self, name: str) -> UserRow:

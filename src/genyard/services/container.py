@@ -22,8 +22,10 @@ from genyard.db.engine import Database
 from genyard.db.migrate import migrate
 from genyard.domain.catalog import BUNDLED_CATALOG_DIR, Catalog
 from genyard.domain.jobs import JobStatus
+from genyard.errors import Conflict
 from genyard.events.base import EventBus
 from genyard.events.memory import InProcessEventBus
+from genyard.events.postgres import PostgresEventBus
 from genyard.metrics import Metrics
 from genyard.providers.registry import ProviderRegistry
 from genyard.queue.lifecycle import Moved
@@ -87,6 +89,8 @@ class Services:
     predictions: PredictionService
     secret_key: str
     run_workers: bool = True
+    bootstrap: bool = True
+    worker_models: set[str] | None = None
     workers: WorkerPool | None = None
     reaper: Reaper | None = None
     admin_key_created: str | None = field(default=None, repr=False)
@@ -99,14 +103,19 @@ class Services:
         *,
         providers: ProviderRegistry | None = None,
         run_workers: bool = True,
+        bootstrap: bool = True,
+        worker_models: set[str] | None = None,
     ) -> Services:
+        """``run_workers``: run workers and the reaper here; ``bootstrap``: create the
+        first admin on an empty database (API processes); ``worker_models``: the only
+        models this process's workers serve (default: all)."""
         db = Database(settings.resolved_database_url)
         dirs = [BUNDLED_CATALOG_DIR]
         if settings.catalog_dir:
             dirs.append(settings.catalog_dir)
         catalog = Catalog.load(dirs, include_diagnostic=settings.diagnostic_models)
         registry = providers or ProviderRegistry.from_entry_points()
-        bus = InProcessEventBus()
+        bus: EventBus = InProcessEventBus() if db.is_sqlite else PostgresEventBus(db.url)
         metrics = Metrics()
         services = cls(
             settings=settings,
@@ -121,6 +130,8 @@ class Services:
             ),
             secret_key=resolve_secret_key(settings),
             run_workers=run_workers,
+            bootstrap=bootstrap,
+            worker_models=worker_models,
         )
         return services
 
@@ -131,8 +142,8 @@ class Services:
             self.metrics.run_seconds.labels(moved.model).observe(
                 moved.completed_at - moved.started_at
             )
-        if moved.status is JobStatus.CANCELED and self.workers:
-            self.workers.cancel(moved.job_id)
+        if moved.status is JobStatus.CANCELED:
+            self.bus.job_canceled(moved.job_id)
         if moved.status is JobStatus.PENDING:
             self.bus.work_available(moved.model)
         self.bus.job_changed(moved.job_id)
@@ -140,7 +151,9 @@ class Services:
     async def start(self) -> None:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         await migrate(self.db)
-        await self.bootstrap_admin()
+        await self.bus.start()
+        if self.bootstrap:
+            await self.bootstrap_admin()
         if not self.run_workers:
             return
         self.reaper = Reaper(
@@ -155,7 +168,7 @@ class Services:
             await self.reaper.reap(expired_before=float("inf"))
         self.workers = WorkerPool(
             self.settings, self.db, self.catalog, self.providers, self.bus, self.metrics,
-            on_moved=self.on_moved,
+            on_moved=self.on_moved, models=self.worker_models,
         )  # fmt: skip
         self.workers.start()
         self.reaper.start()
@@ -168,13 +181,17 @@ class Services:
         if self._data_dir_lock is not None:
             self._data_dir_lock.close()
             self._data_dir_lock = None
+        await self.bus.stop()
         await self.db.dispose()
 
     async def bootstrap_admin(self) -> None:
         """On an empty database: create the admin, print its key once, keep it in a file."""
         if await self.accounts.has_users():
             return
-        user = await self.accounts.create_user("admin", tier="enterprise", admin=True)
+        try:
+            user = await self.accounts.create_user("admin", tier="enterprise", admin=True)
+        except Conflict:
+            return  # another API process bootstrapped first
         issued = await self.accounts.create_key(user, name="admin")
         path: Path = self.settings.data_dir / ADMIN_KEY_FILE
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
