@@ -26,8 +26,8 @@ class Settings(BaseSettings):
     )
     database_url: str | None = Field(
         default=None,
-        description="SQLAlchemy async URL. Default: a SQLite file `genyard.db` in the "
-        "data dir (`sqlite+aiosqlite:///...`). PostgreSQL: `postgresql+asyncpg://...`.",
+        description="SQLAlchemy URL. Default: a SQLite file `genyard.db` in the data dir "
+        "(`sqlite:///...`). PostgreSQL: `postgresql+asyncpg://...`.",
     )
     host: str = Field(default="127.0.0.1", description="Address `genyard serve` binds to.")
     port: int = Field(default=8000, ge=0, le=65535, description="Port `genyard serve` binds to.")
@@ -112,7 +112,7 @@ class Settings(BaseSettings):
         """The database URL in use: the configured one or the data dir's SQLite file."""
         if self.database_url:
             return self.database_url
-        return f"sqlite+aiosqlite:///{(self.data_dir / 'genyard.db').resolve()}"
+        return f"sqlite:///{(self.data_dir / 'genyard.db').resolve()}"
 
     @property
     def is_sqlite(self) -> bool:

@@ -14,7 +14,8 @@ from sqlalchemy.exc import IntegrityError
 
 from genyard.db.engine import Database
 from genyard.db.migrate import migrate
-from genyard.db.tables import metadata
+from genyard.db.tables import JOB_STATUSES, metadata
+from postgres_server import Databases
 
 
 def _diff(conn: Connection) -> list[Any]:
@@ -58,30 +59,33 @@ def _schema(conn: Connection) -> dict[str, Any]:
 
 
 async def test_migrated_schema_matches_the_metadata(migrated_db: Database) -> None:
-    async with migrated_db.engine.connect() as conn:
+    async with migrated_db.read() as conn:
         assert await conn.run_sync(_diff) == []
 
 
 async def test_migrated_schema_equals_create_all_names_included(
-    migrated_db: Database, tmp_path: Path
+    migrated_db: Database, databases: Databases, tmp_path: Path
 ) -> None:
-    reference = Database(f"sqlite+aiosqlite:///{tmp_path / 'reference.db'}")
+    reference = Database(databases.new().sqlalchemy_url(tmp_path / "reference.db"))
     try:
-        async with reference.engine.begin() as conn:
+        async with reference.write() as conn:
             await conn.run_sync(metadata.create_all)
-        async with reference.engine.connect() as conn:
+        async with reference.read() as conn:
             expected = await conn.run_sync(_schema)
     finally:
         await reference.dispose()
-    async with migrated_db.engine.connect() as conn:
+    async with migrated_db.read() as conn:
         actual = await conn.run_sync(_schema)
     assert set(actual) == set(metadata.tables)
     for table in expected:
         assert actual[table] == expected[table], table
-    assert (
-        "ck_predictions_status",
-        "status IN ('pending', 'processing', 'succeeded', 'failed', 'canceled')",
-    ) in actual["predictions"]["checks"]
+    checks = dict(actual["predictions"]["checks"])
+    if migrated_db.is_sqlite:
+        assert checks["ck_predictions_status"] == (
+            "status IN ('pending', 'processing', 'succeeded', 'failed', 'canceled')"
+        )
+    else:  # PostgreSQL gives back its own rendering: status = ANY (ARRAY['pending', ...])
+        assert all(f"'{status}'" in checks["ck_predictions_status"] for status in JOB_STATUSES)
 
 
 async def test_migrating_twice_is_a_no_op(migrated_db: Database) -> None:
@@ -89,7 +93,7 @@ async def test_migrating_twice_is_a_no_op(migrated_db: Database) -> None:
     async with migrated_db.read() as conn:
         version = (await conn.exec_driver_sql("SELECT version_num FROM alembic_version")).all()
     assert len(version) == 1
-    async with migrated_db.engine.connect() as conn:
+    async with migrated_db.read() as conn:
         assert await conn.run_sync(_diff) == []
 
 
@@ -100,12 +104,12 @@ async def test_the_status_check_constraint_is_enforced(migrated_db: Database) ->
         )
         await conn.exec_driver_sql(
             "INSERT INTO users (id, name, account_id, is_admin, tier, created_at) "
-            "VALUES ('user_1', 'a', 'acct_1', 0, 'free', 0)"
+            "VALUES ('user_1', 'a', 'acct_1', false, 'free', 0)"
         )
     with pytest.raises(IntegrityError):
         async with migrated_db.write() as conn:
             await conn.exec_driver_sql(
                 "INSERT INTO predictions (id, account_id, user_id, model, input, status, progress,"
                 " is_public, webhook_events, attempts, created_at) VALUES ('pred_1', 'acct_1',"
-                " 'user_1', 'a/b', '{}', 'exploded', 0, 0, '', 0, 0)"
+                " 'user_1', 'a/b', '{}', 'exploded', 0, false, '', 0, 0)"
             )

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from genyard.db.engine import DbConnection
 from genyard.db.tables import accounts, api_keys, users
 from genyard.domain.accounts import Principal, parse_scopes
 
@@ -49,11 +49,11 @@ def _key(row: sa.Row[Any]) -> KeyRow:
     )  # fmt: skip
 
 
-async def count_users(conn: AsyncConnection) -> int:
+async def count_users(conn: DbConnection) -> int:
     return int((await conn.execute(sa.select(sa.func.count()).select_from(users))).scalar_one())
 
 
-async def insert_user(conn: AsyncConnection, user: UserRow) -> None:
+async def insert_user(conn: DbConnection, user: UserRow) -> None:
     await conn.execute(
         accounts.insert().values(id=user.account_id, name=user.name, created_at=user.created_at)
     )
@@ -69,16 +69,16 @@ async def insert_user(conn: AsyncConnection, user: UserRow) -> None:
     )
 
 
-async def user_by_name(conn: AsyncConnection, name: str) -> UserRow | None:
+async def user_by_name(conn: DbConnection, name: str) -> UserRow | None:
     row = (await conn.execute(sa.select(users).where(users.c.name == name))).first()
     return _user(row) if row else None
 
 
-async def all_users(conn: AsyncConnection) -> list[UserRow]:
+async def all_users(conn: DbConnection) -> list[UserRow]:
     return [_user(r) for r in await conn.execute(sa.select(users).order_by(users.c.created_at))]
 
 
-async def insert_key(conn: AsyncConnection, key: KeyRow, *, account_id: str, key_hash: str) -> None:
+async def insert_key(conn: DbConnection, key: KeyRow, *, account_id: str, key_hash: str) -> None:
     await conn.execute(
         api_keys.insert().values(
             id=key.id,
@@ -93,26 +93,26 @@ async def insert_key(conn: AsyncConnection, key: KeyRow, *, account_id: str, key
     )
 
 
-async def count_active_keys(conn: AsyncConnection, user_id: str) -> int:
+async def count_active_keys(conn: DbConnection, user_id: str) -> int:
     query = sa.select(sa.func.count()).where(
         api_keys.c.user_id == user_id, api_keys.c.revoked_at.is_(None)
     )
     return int((await conn.execute(query)).scalar_one())
 
 
-async def list_keys(conn: AsyncConnection, user_id: str | None = None) -> list[KeyRow]:
+async def list_keys(conn: DbConnection, user_id: str | None = None) -> list[KeyRow]:
     query = sa.select(api_keys).order_by(api_keys.c.created_at)
     if user_id is not None:
         query = query.where(api_keys.c.user_id == user_id)
     return [_key(r) for r in await conn.execute(query)]
 
 
-async def get_key(conn: AsyncConnection, key_id: str) -> KeyRow | None:
+async def get_key(conn: DbConnection, key_id: str) -> KeyRow | None:
     row = (await conn.execute(sa.select(api_keys).where(api_keys.c.id == key_id))).first()
     return _key(row) if row else None
 
 
-async def revoke_key(conn: AsyncConnection, key_id: str, now: float) -> bool:
+async def revoke_key(conn: DbConnection, key_id: str, now: float) -> bool:
     result = await conn.execute(
         api_keys.update()
         .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
@@ -122,7 +122,7 @@ async def revoke_key(conn: AsyncConnection, key_id: str, now: float) -> bool:
 
 
 async def principal_by_hash(
-    conn: AsyncConnection, key_hash: str
+    conn: DbConnection, key_hash: str
 ) -> tuple[Principal, float | None] | None:
     """The principal of an active key, and the key's last-used time."""
     query = (
@@ -154,7 +154,7 @@ async def principal_by_hash(
     return principal, row.last_used_at
 
 
-async def touch_key(conn: AsyncConnection, key_id: str, now: float, stale_before: float) -> None:
+async def touch_key(conn: DbConnection, key_id: str, now: float, stale_before: float) -> None:
     """Set last_used_at unless another request already did within the resolution."""
     await conn.execute(
         api_keys.update()

@@ -1,38 +1,83 @@
-"""The database handle: one async engine, with a write view that takes locks up front.
+"""The database handle: ``read()`` and ``write()`` transactions, one way for both databases.
 
-On SQLite every write transaction is ``BEGIN IMMEDIATE`` (it takes the write lock at
-once and waits on ``busy_timeout``), so a read-then-write transaction can never hit
-SQLITE_BUSY half-way; reads stay ``BEGIN DEFERRED`` and run beside a writer under WAL.
-In one process, SQLite writers also queue on an asyncio lock: the database allows one
-writer at a time anyway, and waiting on the lock is cheap where SQLite's busy handler
-sleeps in steps of up to 100 ms. On PostgreSQL both views are the same ordinary engine.
+PostgreSQL runs on SQLAlchemy's async engine over asyncpg (native asyncio, no threads).
+
+SQLite runs *inline*: statements execute on the event loop's thread through a plain
+``sqlite3`` connection, wrapped in :class:`InlineConnection`, which looks like an
+``AsyncConnection`` to the repositories. Measured (see bench/RESULTS.md): an async
+driver hands every cursor call to a thread and back (3-4 hops a statement, ~17 a
+write transaction), and with one writer at a time those hops, not SQLite, were the
+ceiling; an indexed SQLite statement in WAL mode takes tens of microseconds, less
+than one hop. So:
+
+- every write transaction is ``BEGIN IMMEDIATE`` (it takes the write lock first, so a
+  read-then-write can never fail half-way) and in-process writers queue on an asyncio
+  lock;
+- the loop never sleeps inside SQLite: ``busy_timeout`` is short, and when another
+  process (the CLI) holds the write lock, ``write()`` retries ``BEGIN`` with an
+  asynchronous back-off instead;
+- reads are ``BEGIN DEFERRED`` on their own connections and run beside a writer (WAL).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import event
-from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Connection, CursorResult, Engine
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
+T = TypeVar("T")
+
+# Short: a writer in another process is waited for with asyncio.sleep, not here.
+SQLITE_BUSY_TIMEOUT_MS = 20
+SQLITE_LOCK_WAIT_SECONDS = 30.0
 _SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=NORMAL",
-    "PRAGMA busy_timeout=30000",
+    f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
     "PRAGMA foreign_keys=ON",
     "PRAGMA temp_store=MEMORY",
 )
 
 
-def _install_sqlite_hooks(engine: AsyncEngine) -> None:
-    sync_engine = engine.sync_engine
+class InlineConnection:
+    """The part of ``AsyncConnection`` the repositories use, over a sync connection.
 
-    @event.listens_for(sync_engine, "connect")
+    The coroutines never suspend: each statement runs to completion on the caller's
+    thread. Only ever used for SQLite (see the module docstring)."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.sync_connection = connection
+
+    async def execute(self, statement: Any, parameters: Any = None) -> CursorResult[Any]:
+        return self.sync_connection.execute(statement, parameters)
+
+    async def exec_driver_sql(self, sql: str, parameters: Any = None) -> CursorResult[Any]:
+        return self.sync_connection.exec_driver_sql(sql, parameters)
+
+    async def run_sync(self, fn: Callable[..., T], *args: Any) -> T:
+        return fn(self.sync_connection, *args)
+
+
+#: What repositories receive: an async connection (PostgreSQL) or an inline one (SQLite).
+DbConnection = AsyncConnection | InlineConnection
+
+
+def sqlite_path_url(url: str) -> str:
+    """``sqlite+aiosqlite:///x`` or ``sqlite:///x`` -> ``sqlite:///x`` (the stdlib driver)."""
+    scheme, sep, rest = url.partition("://")
+    return "sqlite" + sep + rest if scheme.startswith("sqlite") else url
+
+
+def _install_sqlite_hooks(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
         # Take transaction control away from the driver so that BEGIN is ours.
         dbapi_connection.isolation_level = None
@@ -41,54 +86,82 @@ def _install_sqlite_hooks(engine: AsyncEngine) -> None:
             cursor.execute(pragma)
         cursor.close()
 
-    @event.listens_for(sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
         conn.exec_driver_sql(f"BEGIN {mode}")
 
 
+def _is_locked(exc: OperationalError) -> bool:
+    return "locked" in str(exc.orig).lower() or "busy" in str(exc.orig).lower()
+
+
 class Database:
-    """Async access to the database: ``read()`` and ``write()`` transactions."""
+    """``async with db.read() as conn`` / ``async with db.write() as conn``."""
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
-        kwargs: dict[str, Any] = {"echo": echo}
+        self._write_lock = asyncio.Lock()
         if self.is_sqlite:
-            kwargs["pool_size"] = 8
-            kwargs["max_overflow"] = 8
+            self._sqlite = create_engine(
+                sqlite_path_url(url), echo=echo, pool_size=4, max_overflow=4
+            )
+            _install_sqlite_hooks(self._sqlite)
+            self._sqlite_writer = self._sqlite.execution_options(sqlite_begin="IMMEDIATE")
         else:
-            kwargs["pool_size"] = 10
-            kwargs["max_overflow"] = 20
-            kwargs["pool_pre_ping"] = True
-        self.engine = create_async_engine(url, **kwargs)
-        self._write_lock: asyncio.Lock | None = None
-        if self.is_sqlite:
-            self._write_lock = asyncio.Lock()
-            _install_sqlite_hooks(self.engine)
-            self._write_engine = self.engine.execution_options(sqlite_begin="IMMEDIATE")
-        else:
-            self._write_engine = self.engine
+            self._async = create_async_engine(
+                url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True
+            )
 
     @asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncConnection]:
+    async def read(self) -> AsyncIterator[DbConnection]:
         """A read transaction (deferred on SQLite)."""
-        async with self.engine.begin() as conn:
-            yield conn
+        if self.is_sqlite:
+            with self._sqlite.begin() as conn:
+                yield InlineConnection(conn)
+            return
+        async with self._async.begin() as aconn:
+            yield aconn
 
     @asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncConnection]:
+    async def write(self) -> AsyncIterator[DbConnection]:
         """A write transaction that commits on success and rolls back on error."""
-        if self._write_lock is None:
-            async with self._write_engine.begin() as conn:
-                yield conn
+        if not self.is_sqlite:
+            async with self._async.begin() as aconn:
+                yield aconn
             return
-        async with self._write_lock, self._write_engine.begin() as conn:
-            yield conn
+        async with self._write_lock:
+            with self._sqlite_writer.connect() as conn:
+                await self._begin_immediate(conn)
+                try:
+                    yield InlineConnection(conn)
+                except BaseException:
+                    conn.rollback()
+                    raise
+                conn.commit()
+
+    @staticmethod
+    async def _begin_immediate(conn: Connection) -> None:
+        deadline = time.monotonic() + SQLITE_LOCK_WAIT_SECONDS
+        delay = 0.002
+        while True:
+            try:
+                conn.begin()
+                return
+            except OperationalError as exc:
+                if not _is_locked(exc) or time.monotonic() > deadline:
+                    raise
+                conn.rollback()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.1)
 
     async def ping(self) -> None:
         async with self.read() as conn:
             await conn.exec_driver_sql("SELECT 1")
 
     async def dispose(self) -> None:
-        await self.engine.dispose()
+        if self.is_sqlite:
+            self._sqlite.dispose()
+        else:
+            await self._async.dispose()

@@ -7,8 +7,8 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from genyard.db.engine import DbConnection
 from genyard.db.tables import prediction_logs, predictions
 from genyard.domain.jobs import Job, JobStatus
 
@@ -43,7 +43,7 @@ def row_to_job(row: sa.Row[Any]) -> Job:
 
 
 async def insert_job(
-    conn: AsyncConnection,
+    conn: DbConnection,
     job: Job,
     *,
     api_key_id: str | None,
@@ -74,7 +74,7 @@ async def insert_job(
     )
 
 
-async def get_job(conn: AsyncConnection, job_id: str, account_id: str | None = None) -> Job | None:
+async def get_job(conn: DbConnection, job_id: str, account_id: str | None = None) -> Job | None:
     query = sa.select(predictions).where(predictions.c.id == job_id)
     if account_id is not None:
         query = query.where(predictions.c.account_id == account_id)
@@ -83,7 +83,7 @@ async def get_job(conn: AsyncConnection, job_id: str, account_id: str | None = N
 
 
 async def find_idempotent(
-    conn: AsyncConnection, account_id: str, key: str
+    conn: DbConnection, account_id: str, key: str
 ) -> tuple[str, str | None] | None:
     """(prediction id, request hash) stored under an idempotency key, if any."""
     row = (
@@ -94,10 +94,10 @@ async def find_idempotent(
             )
         )
     ).first()
-    return (row[0], row[1]) if row else None
+    return (row.id, row.request_hash) if row else None
 
 
-async def count_pending(conn: AsyncConnection, account_id: str) -> int:
+async def count_pending(conn: DbConnection, account_id: str) -> int:
     query = sa.select(sa.func.count()).where(
         predictions.c.account_id == account_id,
         predictions.c.status == JobStatus.PENDING.value,
@@ -105,7 +105,7 @@ async def count_pending(conn: AsyncConnection, account_id: str) -> int:
     return int((await conn.execute(query)).scalar_one())
 
 
-async def queue_position(conn: AsyncConnection, job: Job) -> int:
+async def queue_position(conn: DbConnection, job: Job) -> int:
     """1 + the pending jobs of the same model created before this one."""
     query = sa.select(sa.func.count()).where(
         predictions.c.status == JobStatus.PENDING.value,
@@ -118,7 +118,7 @@ async def queue_position(conn: AsyncConnection, job: Job) -> int:
     return 1 + int((await conn.execute(query)).scalar_one())
 
 
-async def read_logs(conn: AsyncConnection, job_id: str) -> list[str]:
+async def read_logs(conn: DbConnection, job_id: str) -> list[str]:
     rows = await conn.execute(
         sa.select(prediction_logs.c.line)
         .where(prediction_logs.c.prediction_id == job_id)
@@ -127,18 +127,20 @@ async def read_logs(conn: AsyncConnection, job_id: str) -> list[str]:
     return [r[0] for r in rows]
 
 
-async def append_logs(
-    conn: AsyncConnection, job_id: str, lines: Sequence[tuple[float, str]]
-) -> None:
+async def append_logs(conn: DbConnection, lines: Sequence[tuple[str, float, str]]) -> None:
+    """Append (job id, time, line) rows, in order."""
     if lines:
         await conn.execute(
             prediction_logs.insert(),
-            [{"prediction_id": job_id, "line": line, "created_at": ts} for ts, line in lines],
+            [
+                {"prediction_id": job_id, "line": line, "created_at": ts}
+                for job_id, ts, line in lines
+            ],
         )
 
 
 async def list_jobs(
-    conn: AsyncConnection,
+    conn: DbConnection,
     account_id: str,
     *,
     limit: int,
@@ -164,13 +166,11 @@ async def list_jobs(
     return [row_to_job(r) for r in await conn.execute(query)]
 
 
-async def read_logs_after(
-    conn: AsyncConnection, job_id: str, after_id: int
-) -> list[tuple[int, str]]:
+async def read_logs_after(conn: DbConnection, job_id: str, after_id: int) -> list[tuple[int, str]]:
     """Log lines with a row id above ``after_id``, oldest first (for streams that resume)."""
     rows = await conn.execute(
         sa.select(prediction_logs.c.id, prediction_logs.c.line)
         .where(prediction_logs.c.prediction_id == job_id, prediction_logs.c.id > after_id)
         .order_by(prediction_logs.c.id)
     )
-    return [(r[0], r[1]) for r in rows]
+    return [(r.id, r.line) for r in rows]

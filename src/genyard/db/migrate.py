@@ -28,14 +28,9 @@ def _upgrade(connection: Connection) -> None:
 
 
 async def migrate(db: Database) -> None:
-    """Bring the schema to the newest revision. On PostgreSQL under an advisory lock."""
-    async with db.engine.connect() as conn:
+    """Bring the schema to the newest revision, in one transaction. On PostgreSQL under
+    a transaction-scoped advisory lock, so that processes starting together take turns."""
+    async with db.write() as conn:
         if not db.is_sqlite:
-            await conn.exec_driver_sql(f"SELECT pg_advisory_lock({_ADVISORY_LOCK_ID})")
-        try:
-            await conn.run_sync(_upgrade)
-            await conn.commit()
-        finally:
-            if not db.is_sqlite:
-                await conn.exec_driver_sql(f"SELECT pg_advisory_unlock({_ADVISORY_LOCK_ID})")
-                await conn.commit()
+            await conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_ADVISORY_LOCK_ID})")
+        await conn.run_sync(_upgrade)

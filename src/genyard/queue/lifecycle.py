@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from genyard.db.engine import DbConnection
 from genyard.db.jobs_repo import dumps
 from genyard.db.tables import job_leases, predictions
 from genyard.domain.jobs import JobStatus, sources_of
@@ -47,7 +47,7 @@ class ClaimedJob:
 
 
 async def transition(
-    conn: AsyncConnection,
+    conn: DbConnection,
     job_id: str,
     to: JobStatus,
     *,
@@ -106,7 +106,7 @@ async def transition(
 
 
 async def claim(
-    conn: AsyncConnection,
+    conn: DbConnection,
     models: Sequence[str],
     limit: int,
     *,
@@ -159,9 +159,7 @@ async def claim(
     return claimed
 
 
-async def renew_leases(
-    conn: AsyncConnection, tokens: dict[str, str], expires_at: float
-) -> set[str]:
+async def renew_leases(conn: DbConnection, tokens: dict[str, str], expires_at: float) -> set[str]:
     """Extend the leases still held under ``tokens`` (job id -> token); return lost job ids."""
     if not tokens:
         return set()
@@ -176,7 +174,7 @@ async def renew_leases(
     return set(tokens) - {r[0] for r in held}
 
 
-async def refund_attempt(conn: AsyncConnection, job_id: str) -> None:
+async def refund_attempt(conn: DbConnection, job_id: str) -> None:
     """Uncount the last start: the job was handed back at a graceful shutdown, not lost."""
     await conn.execute(
         predictions.update()
@@ -185,7 +183,7 @@ async def refund_attempt(conn: AsyncConnection, job_id: str) -> None:
     )
 
 
-async def set_progress(conn: AsyncConnection, job_id: str, token: str, progress: int) -> None:
+async def set_progress(conn: DbConnection, job_id: str, token: str, progress: int) -> None:
     lease = sa.select(job_leases.c.prediction_id).where(
         job_leases.c.prediction_id == job_id, job_leases.c.token == token
     )
@@ -196,17 +194,17 @@ async def set_progress(conn: AsyncConnection, job_id: str, token: str, progress:
     )
 
 
-async def expired_leases(conn: AsyncConnection, before: float) -> list[tuple[str, str, int]]:
+async def expired_leases(conn: DbConnection, before: float) -> list[tuple[str, str, int]]:
     """(job id, token, attempts) of leases that expired before ``before``."""
     rows = await conn.execute(
         sa.select(job_leases.c.prediction_id, job_leases.c.token, predictions.c.attempts)
         .join(predictions, predictions.c.id == job_leases.c.prediction_id)
         .where(job_leases.c.expires_at < before)
     )
-    return [(r[0], r[1], r[2]) for r in rows]
+    return [(r.prediction_id, r.token, r.attempts) for r in rows]
 
 
-async def overdue_pending(conn: AsyncConnection, now: float, limit: int = 500) -> list[str]:
+async def overdue_pending(conn: DbConnection, now: float, limit: int = 500) -> list[str]:
     """Jobs never started that waited past their deadline. A job the reaper returned
     to the queue has waited its turn once already and is not timed out again."""
     rows = await conn.execute(

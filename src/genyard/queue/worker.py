@@ -16,7 +16,7 @@ import os
 import socket
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +39,7 @@ from genyard.queue.budget import CpuBudget
 
 log = logging.getLogger(__name__)
 FLUSH_SECONDS = 0.5
+_INTERNAL = "the model failed unexpectedly; see server logs"
 
 
 @dataclass(slots=True)
@@ -172,16 +173,37 @@ class ProviderPool:
                 error = RunTimedOut(
                     f"the run exceeded the model's {entry.limits.timeout:g} s timeout"
                 )
-                await asyncio.gather(*(self.workers.finish(r, error) for r in running))
+                await self.workers.finish([(r, error) for r in running])
                 await asyncio.gather(call, return_exceptions=True)  # wait for the thread
                 return
             results = call.result()
-            await asyncio.gather(
-                *(self.workers.finish(r, res) for r, res in zip(running, results, strict=True))
-            )
+            await self.workers.finish(list(zip(running, results, strict=True)))
         finally:
             for item in running:
                 self.workers.running.pop(item.job.id, None)
+
+
+def _outcome(
+    item: Running, result: ProviderResult | BaseException, now: float
+) -> tuple[JobStatus, dict[str, Any], list[tuple[float, str]]]:
+    """The status a run ends in, the columns to write, and the log lines to append."""
+    job = item.job
+    changes: dict[str, Any]
+    if isinstance(result, ProviderResult):
+        try:
+            jobs_repo.dumps(result.output)
+            to, changes = JobStatus.SUCCEEDED, {"output": result.output, "usage": result.usage}
+        except TypeError as exc:
+            log.error("job %s: the output cannot be stored as JSON: %s", job.id, exc)
+            to, changes = JobStatus.FAILED, {"error": (JobErrorCode.INTERNAL, _INTERNAL)}
+    elif isinstance(result, JobError):
+        to, changes = JobStatus.FAILED, {"error": (result.code, result.message)}
+    else:
+        log.error("provider raised %r for job %s", result, job.id, exc_info=result)
+        to, changes = JobStatus.FAILED, {"error": (JobErrorCode.INTERNAL, _INTERNAL)}
+    lines, _ = item.ctx.drain()
+    lines.append((now, f"{to.value} on attempt {job.attempt}"))
+    return to, changes, lines
 
 
 class WorkerPool:
@@ -250,40 +272,29 @@ class WorkerPool:
             self._on_moved(lifecycle.Moved(job.id, job.model, JobStatus.PROCESSING, now, None))
         return claimed
 
-    async def finish(self, item: Running, result: ProviderResult | BaseException) -> None:
-        job, ctx = item.job, item.ctx
+    async def finish(self, ended: Sequence[tuple[Running, ProviderResult | BaseException]]) -> None:
+        """Record how runs ended: one transaction for a batch, each job fenced by its token."""
         now = time.time()
-        logs, _ = ctx.drain()
-        if isinstance(result, ProviderResult):
-            to, kwargs = JobStatus.SUCCEEDED, {"output": result.output, "usage": result.usage}
-        elif isinstance(result, JobError):
-            to, kwargs = JobStatus.FAILED, {"error": (result.code, result.message)}
-        else:
-            log.error("provider raised %r for job %s", result, job.id, exc_info=result)
-            to, kwargs = (
-                JobStatus.FAILED,
-                {
-                    "error": (
-                        JobErrorCode.INTERNAL,
-                        "the model failed unexpectedly; see server logs",
-                    )
-                },
-            )
-        logs.append((now, f"{to.value} on attempt {job.attempt}"))
+        outcomes = [(item, *_outcome(item, result, now)) for item, result in ended]
+        moved_jobs: list[lifecycle.Moved] = []
+        logs: list[tuple[str, float, str]] = []
         try:
             async with self.db.write() as conn:
-                moved = await lifecycle.transition(
-                    conn, job.id, to, now=now, lease_token=job.token, **kwargs
-                )
-                if moved is not None:
-                    await jobs_repo.append_logs(conn, job.id, logs)
+                for item, to, changes, lines in outcomes:
+                    moved = await lifecycle.transition(
+                        conn, item.job.id, to, now=now, lease_token=item.job.token, **changes
+                    )
+                    if moved is None:
+                        log.info("job %s: result dropped, the lease was taken over", item.job.id)
+                        continue
+                    moved_jobs.append(moved)
+                    logs.extend((item.job.id, ts, line) for ts, line in lines)
+                await jobs_repo.append_logs(conn, logs)
         except Exception:
-            log.exception("could not record the end of job %s", job.id)
+            log.exception("could not record the end of jobs %s", [i.job.id for i, *_ in outcomes])
             return
-        if moved is None:
-            log.info("job %s: result dropped, the lease was taken over", job.id)
-            return
-        self._on_moved(moved)
+        for moved in moved_jobs:
+            self._on_moved(moved)
 
     def cancel(self, job_id: str) -> None:
         item = self.running.get(job_id)
@@ -311,8 +322,10 @@ class WorkerPool:
         if not pending:
             return
         async with self.db.write() as conn:
-            for item, logs, progress in pending:
-                await jobs_repo.append_logs(conn, item.job.id, logs)
+            await jobs_repo.append_logs(
+                conn, [(item.job.id, ts, line) for item, logs, _ in pending for ts, line in logs]
+            )
+            for item, _, progress in pending:
                 if progress is not None:
                     await lifecycle.set_progress(conn, item.job.id, item.job.token, progress)
                 changed.append(item.job.id)

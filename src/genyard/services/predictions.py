@@ -139,8 +139,16 @@ class PredictionService:
         return entry
 
     async def submit(
-        self, account_id: str, user_id: str, api_key_id: str | None, req: SubmitRequest
+        self,
+        account_id: str,
+        user_id: str,
+        api_key_id: str | None,
+        req: SubmitRequest,
+        *,
+        wait: float | None = None,
     ) -> Submitted:
+        """Validate and queue a job; with ``wait``, also wait up to that many seconds for
+        it to end (a replayed job is returned as stored: wait on it with :meth:`wait`)."""
         if req.idempotency_key is not None:
             if not 0 < len(req.idempotency_key) <= MAX_IDEMPOTENCY_KEY:
                 raise invalid(
@@ -185,6 +193,23 @@ class PredictionService:
             webhook_events=list(req.webhook_events or DEFAULT_WEBHOOK_EVENTS),
         )
         fingerprint = req.fingerprint()
+        # Watch before the insert: a fast worker may finish the job before we wait.
+        with self.bus.watch_job(job.id) as rang:
+            return await self._insert(
+                job, req, fingerprint, api_key_id, now + entry.limits.queue_timeout, wait, rang
+            )
+
+    async def _insert(
+        self,
+        job: Job,
+        req: SubmitRequest,
+        fingerprint: str,
+        api_key_id: str | None,
+        queue_deadline: float,
+        wait: float | None,
+        rang: asyncio.Event,
+    ) -> Submitted:
+        account_id = job.account_id
         try:
             async with self.db.write() as conn:
                 if req.idempotency_key:
@@ -205,7 +230,7 @@ class PredictionService:
                     api_key_id=api_key_id,
                     idempotency_key=req.idempotency_key,
                     request_hash=fingerprint if req.idempotency_key else None,
-                    queue_deadline=now + entry.limits.queue_timeout,
+                    queue_deadline=queue_deadline,
                 )
         except IntegrityError:
             # Another request with the same idempotency key won the race.
@@ -217,6 +242,8 @@ class PredictionService:
                 raise
             return await self._replay(found, fingerprint, account_id)
         self._on_moved(lifecycle.Moved(job.id, job.model, JobStatus.PENDING, None, None))
+        if wait is not None:
+            job = await self._wait(job.id, account_id, wait, rang, known=job)
         return Submitted(job, replayed=False)
 
     async def _replay(
@@ -274,16 +301,30 @@ class PredictionService:
 
     async def wait(self, job_id: str, account_id: str, seconds: float) -> Job:
         """The job once it is terminal, or its current state after ``seconds``."""
-        deadline = time.monotonic() + seconds
         with self.bus.watch_job(job_id) as rang:
-            while True:
+            return await self._wait(job_id, account_id, seconds, rang)
+
+    async def _wait(
+        self,
+        job_id: str,
+        account_id: str,
+        seconds: float,
+        rang: asyncio.Event,
+        known: Job | None = None,
+    ) -> Job:
+        """Re-read the job whenever its bell rings (and every second regardless)."""
+        deadline = time.monotonic() + seconds
+        job = known
+        while True:
+            if job is None:
                 rang.clear()
                 job = await self.get(job_id, account_id)
-                remaining = deadline - time.monotonic()
-                if job.status.is_terminal() or remaining <= 0:
-                    return job
-                try:
-                    async with asyncio.timeout(min(remaining, WAIT_POLL_SECONDS)):
-                        await rang.wait()
-                except TimeoutError:
-                    pass
+            remaining = deadline - time.monotonic()
+            if job.status.is_terminal() or remaining <= 0:
+                return job
+            try:
+                async with asyncio.timeout(min(remaining, WAIT_POLL_SECONDS)):
+                    await rang.wait()
+            except TimeoutError:
+                pass
+            job = None

@@ -90,6 +90,7 @@ async def create_prediction(
             "webhook and webhook_url differ; send one of them",
             {"errors": [{"field": "webhook_url", "message": "conflicts with webhook"}]},
         )
+    wait = wait_seconds(request.headers.get("prefer"), services.settings.max_wait_seconds)
     submitted = await services.predictions.submit(
         principal.account_id,
         principal.user_id,
@@ -104,17 +105,18 @@ async def create_prediction(
             idempotency_key=request.headers.get("idempotency-key"),
             webhook_field="webhook" if body.webhook else "webhook_url",
         ),
+        wait=wait,
     )
     job = submitted.job
     headers = {"Location": f"{services.settings.resolved_public_url}/v1/predictions/{job.id}"}
     if submitted.replayed:
         headers["Idempotent-Replayed"] = "true"
-    wait = wait_seconds(request.headers.get("prefer"), services.settings.max_wait_seconds)
     if wait is not None:
         headers["Preference-Applied"] = f"wait={wait:g}"
-        job = await services.predictions.wait(job.id, principal.account_id, wait)
+        if submitted.replayed:
+            job = await services.predictions.wait(job.id, principal.account_id, wait)
     elif not submitted.replayed:
-        job = await services.predictions.get(job.id, principal.account_id)
+        job = await services.predictions.get(job.id, principal.account_id)  # queue position
     return JSON(
         render.prediction(job, services.settings.resolved_public_url),
         status_code=201,

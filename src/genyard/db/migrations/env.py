@@ -14,7 +14,7 @@ context.configure(
     connection=connection,
     target_metadata=metadata,
     render_as_batch=connection.dialect.name == "sqlite",
-    transaction_per_migration=True,
+    transaction_per_migration=False,
 )
 with context.begin_transaction():
     context.run_migrations()
