@@ -20,8 +20,9 @@ class EventBus(Protocol):
     async def stop(self) -> None:
         """Disconnect."""
 
-    def job_changed(self, job_id: str) -> None:
-        """Ring for a job whose row changed (status, progress, logs)."""
+    def job_changed(self, job_id: str, terminal: bool = False) -> None:
+        """Ring for a job whose row changed (status, progress, logs); ``terminal`` when
+        it just ended, a hint for watchers that only wait for the end."""
 
     def work_available(self, model: str) -> None:
         """Ring for workers: a job for ``model`` became pending."""
@@ -32,8 +33,11 @@ class EventBus(Protocol):
     def on_cancel(self, callback: Callable[[str], None]) -> None:
         """Call ``callback(job_id)`` for every cancel rung, here or in another process."""
 
-    def watch_job(self, job_id: str) -> AbstractContextManager[asyncio.Event]:
-        """An event set whenever ``job_changed(job_id)`` rings, while the block runs."""
+    def watch_job(
+        self, job_id: str, *, ends_only: bool = False
+    ) -> AbstractContextManager[asyncio.Event]:
+        """An event set whenever ``job_changed(job_id)`` rings, while the block runs;
+        with ``ends_only``, only when it rings ``terminal``."""
         ...
 
     def work_signal(self, models: frozenset[str]) -> asyncio.Event:

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 
 class InProcessEventBus:
     def __init__(self) -> None:
-        self._job_watchers: dict[str, set[asyncio.Event]] = defaultdict(set)
+        self._job_watchers: dict[str, set[tuple[asyncio.Event, bool]]] = defaultdict(set)
         self._work_signals: list[tuple[frozenset[str], asyncio.Event]] = []
         self._cancel_callbacks: list[Callable[[str], None]] = []
 
@@ -20,9 +20,10 @@ class InProcessEventBus:
     async def stop(self) -> None:
         pass
 
-    def job_changed(self, job_id: str) -> None:
-        for event in self._job_watchers.get(job_id, ()):
-            event.set()
+    def job_changed(self, job_id: str, terminal: bool = False) -> None:
+        for event, ends_only in self._job_watchers.get(job_id, ()):
+            if terminal or not ends_only:
+                event.set()
 
     def work_available(self, model: str) -> None:
         for models, event in self._work_signals:
@@ -37,14 +38,15 @@ class InProcessEventBus:
         self._cancel_callbacks.append(callback)
 
     @contextmanager
-    def watch_job(self, job_id: str) -> Iterator[asyncio.Event]:
+    def watch_job(self, job_id: str, *, ends_only: bool = False) -> Iterator[asyncio.Event]:
         event = asyncio.Event()
+        entry = (event, ends_only)
         watchers = self._job_watchers[job_id]
-        watchers.add(event)
+        watchers.add(entry)
         try:
             yield event
         finally:
-            watchers.discard(event)
+            watchers.discard(entry)
             if not watchers:
                 self._job_watchers.pop(job_id, None)
 

@@ -5,8 +5,8 @@ also sent as a NOTIFY so other processes ring theirs. The bus carries no state: 
 waiter always reads the job row back, and both waiters and workers poll on a timer
 too, so a lost notification (a dropped connection, a full queue) only costs latency.
 
-Channels: ``genyard_work`` (payload: a model id), ``genyard_job`` and
-``genyard_cancel`` (a job id).
+Channels: ``genyard_work`` (payload: a model id), ``genyard_job`` (a job id, with
+``:end`` when the job just ended) and ``genyard_cancel`` (a job id).
 Rings are sent in batches, one ``pg_notify`` query per batch, on one dedicated
 connection that also listens; it reconnects with backoff when it drops.
 """
@@ -56,9 +56,9 @@ class PostgresEventBus:
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
 
-    def job_changed(self, job_id: str) -> None:
-        self._local.job_changed(job_id)
-        self._send(JOB_CHANNEL, job_id)
+    def job_changed(self, job_id: str, terminal: bool = False) -> None:
+        self._local.job_changed(job_id, terminal)
+        self._send(JOB_CHANNEL, f"{job_id}:end" if terminal else job_id)
 
     def work_available(self, model: str) -> None:
         self._local.work_available(model)
@@ -72,8 +72,8 @@ class PostgresEventBus:
         self._local.on_cancel(callback)
 
     @contextmanager
-    def watch_job(self, job_id: str) -> Iterator[asyncio.Event]:
-        with self._local.watch_job(job_id) as event:
+    def watch_job(self, job_id: str, *, ends_only: bool = False) -> Iterator[asyncio.Event]:
+        with self._local.watch_job(job_id, ends_only=ends_only) as event:
             yield event
 
     def work_signal(self, models: frozenset[str]) -> asyncio.Event:
@@ -87,7 +87,8 @@ class PostgresEventBus:
         if channel == WORK_CHANNEL:
             self._local.work_available(payload)
         elif channel == JOB_CHANNEL:
-            self._local.job_changed(payload)
+            job_id, _, end = payload.partition(":")
+            self._local.job_changed(job_id, terminal=end == "end")
         elif channel == CANCEL_CHANNEL:
             self._local.job_canceled(payload)
 

@@ -146,7 +146,7 @@ class Services:
             self.bus.job_canceled(moved.job_id)
         if moved.status is JobStatus.PENDING:
             self.bus.work_available(moved.model)
-        self.bus.job_changed(moved.job_id)
+        self.bus.job_changed(moved.job_id, terminal=moved.status.is_terminal())
 
     async def start(self) -> None:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)

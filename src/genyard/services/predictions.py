@@ -194,7 +194,7 @@ class PredictionService:
         )
         fingerprint = req.fingerprint()
         # Watch before the insert: a fast worker may finish the job before we wait.
-        with self.bus.watch_job(job.id) as rang:
+        with self.bus.watch_job(job.id, ends_only=True) as rang:
             return await self._insert(
                 job, req, fingerprint, api_key_id, now + entry.limits.queue_timeout, wait, rang
             )
@@ -301,7 +301,7 @@ class PredictionService:
 
     async def wait(self, job_id: str, account_id: str, seconds: float) -> Job:
         """The job once it is terminal, or its current state after ``seconds``."""
-        with self.bus.watch_job(job_id) as rang:
+        with self.bus.watch_job(job_id, ends_only=True) as rang:
             return await self._wait(job_id, account_id, seconds, rang)
 
     async def _wait(
@@ -312,7 +312,7 @@ class PredictionService:
         rang: asyncio.Event,
         known: Job | None = None,
     ) -> Job:
-        """Re-read the job whenever its bell rings (and every second regardless)."""
+        """Re-read the job when its bell rings its end (and every second regardless)."""
         deadline = time.monotonic() + seconds
         job = known
         while True:
