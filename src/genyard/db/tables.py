@@ -87,6 +87,8 @@ predictions = sa.Table(
     ),
     sa.Index("ix_predictions_queue", "status", "model", "created_at"),
     sa.Index("ix_predictions_account_created", "account_id", "created_at"),
+    # The pending cap counts an account's pending jobs at every submit.
+    sa.Index("ix_predictions_account_status", "account_id", "status"),
     sa.Index(
         "uq_predictions_account_idempotency",
         "account_id",

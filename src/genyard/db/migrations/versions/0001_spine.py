@@ -78,6 +78,7 @@ def upgrade() -> None:
     )
     op.create_index("ix_predictions_queue", "predictions", ["status", "model", "created_at"])
     op.create_index("ix_predictions_account_created", "predictions", ["account_id", "created_at"])
+    op.create_index("ix_predictions_account_status", "predictions", ["account_id", "status"])
     op.create_index(
         "uq_predictions_account_idempotency",
         "predictions",
