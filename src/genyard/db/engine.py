@@ -17,6 +17,9 @@ than one hop. So:
   process (the CLI) holds the write lock, ``write()`` retries ``BEGIN`` with an
   asynchronous back-off instead;
 - reads are ``BEGIN DEFERRED`` on their own connections and run beside a writer (WAL).
+
+On PostgreSQL, reads run in autocommit (no BEGIN/COMMIT round trips) and writes are
+ordinary transactions.
 """
 
 from __future__ import annotations
@@ -110,18 +113,29 @@ class Database:
             _install_sqlite_hooks(self._sqlite)
             self._sqlite_writer = self._sqlite.execution_options(sqlite_begin="IMMEDIATE")
         else:
+            # Sized for a request's worth of overlapping transactions per concurrent
+            # client; no pre-ping and no reset on return: both cost a round trip per
+            # checkout, and every use is a begin() block that commits or rolls back.
             self._async = create_async_engine(
-                url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True
+                url,
+                echo=echo,
+                pool_size=32,
+                max_overflow=32,
+                pool_recycle=1800,
+                pool_reset_on_return=None,
             )
+            # One-statement reads need no BEGIN/COMMIT round trips.
+            self._async_reader = self._async.execution_options(isolation_level="AUTOCOMMIT")
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[DbConnection]:
-        """A read transaction (deferred on SQLite)."""
+        """Reads: a deferred transaction on SQLite; autocommit statements on PostgreSQL
+        (each sees the data committed when it starts, as in READ COMMITTED)."""
         if self.is_sqlite:
             with self._sqlite.begin() as conn:
                 yield InlineConnection(conn)
             return
-        async with self._async.begin() as aconn:
+        async with self._async_reader.connect() as aconn:
             yield aconn
 
     @asynccontextmanager
