@@ -268,6 +268,8 @@ class WorkerPool:
                 skip_locked=not self.db.is_sqlite,
             )
         now = time.time()
+        if claimed:
+            log.debug("claimed %d jobs: %s", len(claimed), " ".join(j.id for j in claimed))
         for job in claimed:
             self._on_moved(lifecycle.Moved(job.id, job.model, JobStatus.PROCESSING, now, None))
         return claimed

@@ -1,0 +1,239 @@
+"""Scale-out on PostgreSQL: `genyard api` and `genyard worker` as separate processes.
+
+Real processes on a real PostgreSQL 15: two workers share 500 jobs and run each once;
+a worker killed mid-job loses its lease and another runs the job; a frozen worker that
+wakes after its job was taken over cannot write (the fencing token); an API killed
+and restarted loses nothing. With SQLite the split commands refuse to start.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from e2e_support import free_port, get, submit, succeeded_lines, wait_all_terminal, wait_status
+
+from postgres_server import SECRET_KEY, PostgresServer
+
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
+CLAIMED = re.compile(r'"claimed (\d+) jobs: ([^"]*)"')
+
+
+class Cluster:
+    """One PostgreSQL database, one `genyard api` and any number of `genyard worker`s."""
+
+    def __init__(self, root: Path, database_url: str, **env: str) -> None:
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("GENYARD_")}
+        self.env.update(
+            GENYARD_DATA_DIR=str(root / "data"),
+            GENYARD_DATABASE_URL=database_url,
+            GENYARD_SECRET_KEY=SECRET_KEY,
+            GENYARD_HOST="127.0.0.1",
+            GENYARD_PORT=str(self.port),
+            GENYARD_DIAGNOSTIC_MODELS="1",
+            GENYARD_POLL_INTERVAL="0.2",
+            GENYARD_LEASE_SECONDS="2",
+            GENYARD_REAPER_INTERVAL="0.3",
+            GENYARD_SHUTDOWN_GRACE="1",
+            PYTHONUNBUFFERED="1",
+        )
+        self.env.update(env)
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def spawn(self, name: str, *args: str, **env: str) -> subprocess.Popen[bytes]:
+        with (self.root / f"{name}.stderr").open("ab") as err:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "genyard", *args],
+                cwd=self.root,
+                env={**self.env, **env},
+                stdout=err,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+            )
+        self.procs[name] = proc
+        return proc
+
+    def start_api(self) -> None:
+        self.spawn("api", "api")
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            assert self.procs["api"].poll() is None, self.log("api")
+            assert time.monotonic() < deadline, "the API never answered:\n" + self.log("api")
+            time.sleep(0.1)
+
+    def start_worker(self, name: str, *args: str) -> None:
+        self.spawn(name, "worker", *args, GENYARD_LOG_LEVEL="DEBUG")
+        deadline = time.monotonic() + 30
+        while "worker started" not in self.log(name):
+            assert self.procs[name].poll() is None, self.log(name)
+            assert time.monotonic() < deadline, "the worker never started:\n" + self.log(name)
+            time.sleep(0.1)
+
+    def signal(self, name: str, sig: int) -> None:
+        self.procs[name].send_signal(sig)
+        if sig == signal.SIGKILL:
+            self.procs[name].wait(timeout=10)
+
+    def claimed_by(self, name: str) -> list[str]:
+        """The job ids a worker's log says it claimed."""
+        return [j for _, ids in CLAIMED.findall(self.log(name)) for j in ids.split()]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def admin_key(self) -> str:
+        return (self.root / "data" / "admin-key").read_text().strip()
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, headers={"X-API-Key": self.admin_key}, timeout=60)
+
+    def log(self, name: str) -> str:
+        path = self.root / f"{name}.stderr"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGCONT)
+                proc.kill()
+                proc.wait(timeout=10)
+
+
+@pytest.fixture
+def cluster(postgres_server: PostgresServer, tmp_path: Path) -> Iterator[Cluster]:
+    name = postgres_server.create_database()
+    made = Cluster(tmp_path, postgres_server.url(name))
+    try:
+        yield made
+    finally:
+        made.stop()
+        postgres_server.drop_database(name)
+
+
+def test_two_workers_run_each_of_500_jobs_exactly_once(cluster: Cluster) -> None:
+    cluster.start_api()
+    cluster.start_worker("w1")
+    cluster.start_worker("w2")
+    with cluster.client() as http:
+        ids = [submit(http, {"mode": "echo", "payload": i})["id"] for i in range(500)]
+        done = wait_all_terminal(http, ids, timeout=120)
+    for i, job_id in enumerate(ids):
+        job = done[job_id]
+        assert job["status"] == "succeeded", job
+        assert job["output"] == i
+        assert succeeded_lines(job) == ["succeeded on attempt 1"], job["logs"]
+    one, two = cluster.claimed_by("w1"), cluster.claimed_by("w2")
+    assert sorted(one + two) == sorted(ids)  # every job claimed, none by both
+    assert one and two, (len(one), len(two))  # both workers took part
+    # Each job was started exactly once: the claim counts every start.
+    assert {a for (a,) in cluster_rows(cluster, "SELECT DISTINCT attempts FROM predictions")} == {1}
+
+
+def cluster_rows(cluster: Cluster, sql: str) -> list[tuple[object, ...]]:
+    import asyncio
+
+    import asyncpg
+
+    url = cluster.env["GENYARD_DATABASE_URL"].replace("postgresql+asyncpg", "postgresql")
+
+    async def fetch() -> list[tuple[object, ...]]:
+        conn = await asyncpg.connect(url)
+        try:
+            return [tuple(r) for r in await conn.fetch(sql)]
+        finally:
+            await conn.close()
+
+    return asyncio.run(fetch())
+
+
+def test_a_worker_killed_mid_job_loses_it_to_another(cluster: Cluster) -> None:
+    cluster.start_api()
+    cluster.start_worker("doomed")
+    with cluster.client() as http:
+        job = submit(http, {"mode": "sleep", "seconds": 2, "payload": "done"})
+        wait_status(http, job["id"], "processing")
+        cluster.signal("doomed", signal.SIGKILL)
+        cluster.start_worker("heir")
+        final = wait_status(http, job["id"], "succeeded", "failed", timeout=30)
+    assert final["status"] == "succeeded", final
+    assert final["output"] == "done"
+    assert succeeded_lines(final) == ["succeeded on attempt 2"], final["logs"]
+    assert cluster.claimed_by("heir") == [job["id"]]
+
+
+def test_a_stale_worker_cannot_write_after_its_job_was_taken_over(cluster: Cluster) -> None:
+    cluster.start_api()
+    cluster.start_worker("stale")
+    with cluster.client() as http:
+        job = submit(http, {"mode": "sleep", "seconds": 1.5, "payload": "fresh"})
+        wait_status(http, job["id"], "processing")
+        cluster.signal("stale", signal.SIGSTOP)  # frozen: no heartbeats, run pending
+        cluster.start_worker("fresh")
+        final = wait_status(http, job["id"], "succeeded", "failed", timeout=30)
+        assert final["status"] == "succeeded", final
+        cluster.signal("stale", signal.SIGCONT)  # it wakes and tries to finish its run
+        deadline = time.monotonic() + 15
+        while "the lease was taken over" not in cluster.log("stale"):
+            assert time.monotonic() < deadline, cluster.log("stale")
+            time.sleep(0.1)
+        after = get(http, job["id"])
+    assert after["status"] == "succeeded"
+    assert after["completed_at"] == final["completed_at"]  # the late write was refused
+    assert succeeded_lines(after) == ["succeeded on attempt 2"], after["logs"]
+    assert "failed on attempt 1" not in after["logs"]
+
+
+def test_an_api_restart_loses_nothing(cluster: Cluster) -> None:
+    cluster.start_api()
+    cluster.start_worker("w")
+    with cluster.client() as http:
+        ids = [
+            submit(http, {"mode": "sleep", "seconds": 0.05 * (i % 5), "payload": i})["id"]
+            for i in range(40)
+        ]
+    cluster.signal("api", signal.SIGKILL)
+    time.sleep(0.5)  # the worker goes on without an API
+    cluster.start_api()
+    with cluster.client() as http:
+        done = wait_all_terminal(http, ids, timeout=60)
+        later = submit(http, {"mode": "echo", "payload": "after"}, wait=10)
+    assert [done[i]["status"] for i in ids] == ["succeeded"] * len(ids)
+    assert [done[i]["output"] for i in ids] == list(range(40))
+    assert all(succeeded_lines(done[i]) == ["succeeded on attempt 1"] for i in ids)
+    assert later["status"] == "succeeded" and later["output"] == "after"
+
+
+@pytest.mark.parametrize(("command", "args"), [("api", ()), ("worker", ("--types", "embedding"))])
+def test_the_split_commands_refuse_sqlite(tmp_path: Path, command: str, args: tuple[str]) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GENYARD_")}
+    env["GENYARD_DATA_DIR"] = str(tmp_path / "data")
+    result = subprocess.run(
+        [sys.executable, "-m", "genyard", command, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    message = " ".join(result.stderr.split())  # the console wraps long lines
+    assert "needs PostgreSQL" in message
+    assert "run `genyard serve`" in message
