@@ -1,5 +1,8 @@
 # The README's two commands: `make run` and `make test`. Both start from nothing:
 # they create .venv, install what they need, and (re)install when pyproject.toml changes.
+# `make test` also installs Debian's postgresql-15 when it is missing and we are root
+# (the suite starts a throwaway PostgreSQL of its own); without it the PostgreSQL
+# variants of the tests are skipped, with the reason.
 
 PYTHON ?= python3
 VENV   := .venv
@@ -7,7 +10,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test lint typecheck unit e2e clean
+.PHONY: run test lint typecheck unit e2e postgres clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,9 +29,13 @@ run: $(VENV)/.stamp-run
 	$(BIN)/genyard migrate
 	GENYARD_HOST=$(HOST) GENYARD_PORT=$(PORT) $(BIN)/genyard serve
 
-## make test: lint, format check, type check, and the whole suite
-test: $(VENV)/.stamp-test lint typecheck
+## make test: lint, format check, type check, and the whole suite (SQLite and PostgreSQL)
+test: $(VENV)/.stamp-test postgres lint typecheck
 	$(BIN)/pytest
+
+## make postgres: install postgresql-15 for the tests if missing (needs root; else a hint)
+postgres:
+	@sh scripts/install-postgres.sh
 
 lint: $(VENV)/.stamp-test
 	$(BIN)/ruff check src tests bench
@@ -37,11 +44,27 @@ lint: $(VENV)/.stamp-test
 typecheck: $(VENV)/.stamp-test
 	$(BIN)/mypy
 
-unit: $(VENV)/.stamp-test
+unit: $(VENV)/.stamp-test postgres
 	$(BIN)/pytest tests/unit tests/api
 
-e2e: $(VENV)/.stamp-test
+e2e: $(VENV)/.stamp-test postgres
 	$(BIN)/pytest tests/e2e
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+
+# make bench: the queue benchmark (bench/README.md). Installs wrk with apt-get when root and
+# missing. BENCH_ARGS passes options, e.g. make bench BENCH_ARGS="--db sqlite --quick".
+.PHONY: bench
+BENCH_ARGS ?=
+
+bench: $(VENV)/.stamp-run
+	@$(BIN)/python -c "import asyncpg" 2>/dev/null || $(BIN)/pip install --quiet -e ".[postgres]"
+	@command -v wrk >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "bench: installing wrk (apt-get)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; \
+	  else \
+	    echo "bench: wrk is missing; install it (Debian: sudo apt-get install wrk)"; exit 1; \
+	  fi; }
+	$(BIN)/python bench/queue_bench.py $(BENCH_ARGS)

@@ -1,4 +1,8 @@
-"""Fixtures for the in-process API tests (see support.py)."""
+"""Fixtures for the in-process API tests (see support.py).
+
+Every app runs on a fresh database of the test's kind: the tests that build apps run
+twice, ``[sqlite]`` and ``[postgres]`` (see ``tests/conftest.py``).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from postgres_server import Databases, FreshDatabase
 
 from .support import Api, ApiFactory, running_api, write_test_catalog
 
@@ -27,15 +33,17 @@ def catalog_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def make_api(tmp_path: Path, catalog_dir: Path) -> ApiFactory:
-    """``async with make_api(workers=False, **settings) as api``: a fresh app and data dir."""
+def make_api(tmp_path: Path, catalog_dir: Path, databases: Databases) -> ApiFactory:
+    """``async with make_api(workers=False, **settings) as api``: a fresh app, data dir
+    and database (``db=`` a :class:`FreshDatabase` to share one between apps)."""
     counter = 0
 
-    def factory(*, workers: bool = True, **overrides: Any) -> Any:
+    def factory(*, workers: bool = True, db: FreshDatabase | None = None, **overrides: Any) -> Any:
         nonlocal counter
         counter += 1
         catalog = overrides.pop("catalog_dir", catalog_dir)
-        return running_api(tmp_path / f"data{counter}", catalog, workers=workers, **overrides)
+        settings = (db or databases.new()).settings() | overrides
+        return running_api(tmp_path / f"data{counter}", catalog, workers=workers, **settings)
 
     return factory
 

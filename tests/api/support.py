@@ -1,7 +1,8 @@
 """Helpers for the in-process API tests: the test catalog, the running app and clients.
 
 :func:`running_api` builds the app with ``create_app(settings)``, runs its lifespan
-(migrations, admin bootstrap, workers, reaper) on a real SQLite file and hands back an
+(migrations, admin bootstrap, workers, reaper) on a real database (a SQLite file in the
+data dir, or PostgreSQL when the settings name one) and hands back an
 :class:`Api` with two clients: ``client`` sends the admin key, ``anon`` sends none.
 Every response is checked for an ``X-Request-Id`` header by an httpx event hook, so
 that contract is asserted on every request the API tests make.

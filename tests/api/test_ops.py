@@ -9,6 +9,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from genyard.services.container import DataDirInUse
+from postgres_server import Databases
 
 from .support import DIAGNOSTIC, FAST, Api, running_api
 
@@ -108,16 +109,19 @@ async def test_request_ids_are_echoed_when_safe_and_made_up_otherwise(api: Api) 
     assert len(ids) == 5
 
 
-async def test_first_start_creates_the_admin_once(tmp_path: Path, catalog_dir: Path) -> None:
+async def test_first_start_creates_the_admin_once(
+    tmp_path: Path, catalog_dir: Path, databases: Databases
+) -> None:
     data = tmp_path / "data"
-    async with running_api(data, catalog_dir, workers=False) as first:
+    db = databases.new().settings()  # both starts on one database
+    async with running_api(data, catalog_dir, workers=False, **db) as first:
         key = first.services.admin_key_created
         assert key is not None and key.startswith("gy_live_")
         key_file = data / "admin-key"
         assert key_file.read_text().strip() == key
         assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
         assert (await first.client.get("/v1/account")).json()["user"]["is_admin"] is True
-    async with running_api(data, catalog_dir, workers=False) as second:
+    async with running_api(data, catalog_dir, workers=False, **db) as second:
         assert second.services.admin_key_created is None  # no second admin, no new key
         r = await second.anon.get("/v1/account", headers=second.auth(key))
         assert r.status_code == 200 and r.json()["user"]["name"] == "admin"
@@ -125,6 +129,9 @@ async def test_first_start_creates_the_admin_once(tmp_path: Path, catalog_dir: P
         assert len(await second.services.accounts.keys()) == 1
 
 
+@pytest.mark.sqlite_only(
+    reason="the serve.lock guards a SQLite data dir; on PostgreSQL many processes share a queue"
+)
 async def test_a_second_server_with_workers_on_one_data_dir_is_refused(tmp_path: Path) -> None:
     """Two servers on one SQLite queue would reap each other's running jobs."""
     data = tmp_path / "shared"

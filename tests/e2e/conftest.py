@@ -1,4 +1,8 @@
-"""Fixtures for the end-to-end suite (helpers live in ``e2e_support``)."""
+"""Fixtures for the end-to-end suite (helpers live in ``e2e_support``).
+
+Every server runs on a fresh database of the test's kind, so the suite runs twice,
+``[sqlite]`` and ``[postgres]`` (see ``tests/conftest.py``).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,8 @@ from typing import Any
 
 import pytest
 from e2e_support import Server
+
+from postgres_server import Databases, FreshDatabase
 
 # -- fixtures ------------------------------------------------------------------------
 
@@ -32,18 +38,24 @@ def _server_logs_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
         for server in _SERVERS:
             print(f"--- {server.root} (start {server.starts}) stderr tail ---")
             print(server.tail(6000))
+        postgres = {s.database.server for s in _SERVERS} - {None}
+        for cluster in postgres:
+            print(f"--- PostgreSQL log tail ({cluster.log}) ---")
+            print(cluster.log_tail(3000))
     # make_server's servers were stopped already (its teardown ran first); forget them.
     _SERVERS[:] = [s for s in _SERVERS if s not in _FUNCTION_SERVERS]
     _FUNCTION_SERVERS.clear()
 
 
 @pytest.fixture
-def make_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
-    """Build servers with extra ``GENYARD_*`` settings; every one is stopped afterwards."""
+def make_server(tmp_path: Path, databases: Databases) -> Iterator[Callable[..., Server]]:
+    """Build servers with extra ``GENYARD_*`` settings, each on a fresh database of the
+    test's kind (``db=`` another server's ``.database`` to share one); every one is
+    stopped afterwards."""
     servers: list[Server] = []
 
-    def make(name: str = "server", **env: str) -> Server:
-        server = Server(tmp_path / name, env)
+    def make(name: str = "server", *, db: FreshDatabase | None = None, **env: str) -> Server:
+        server = Server(tmp_path / name, env, db or databases.new())
         servers.append(server)
         _SERVERS.append(server)
         _FUNCTION_SERVERS.append(server)
@@ -56,12 +68,13 @@ def make_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
 
 @pytest.fixture(scope="module")
 def module_server_factory(
-    tmp_path_factory: pytest.TempPathFactory,
+    tmp_path_factory: pytest.TempPathFactory, module_databases: Databases
 ) -> Iterator[Callable[..., Server]]:
+    """Servers shared by a module's tests (one set per database kind), started at once."""
     servers: list[Server] = []
 
     def make(**env: str) -> Server:
-        server = Server(tmp_path_factory.mktemp("genyard"), env)
+        server = Server(tmp_path_factory.mktemp("genyard"), env, module_databases.new())
         servers.append(server)
         _SERVERS.append(server)
         return server.start()

@@ -1,8 +1,10 @@
 """Helpers for the end-to-end suite: a real ``genyard serve`` process on a loopback port.
 
-Each server gets its own data dir and writes stdout/stderr to files (one pair per
-start, so a restarted server's output can be read on its own). Tests talk to it with
-httpx and run the real ``genyard`` CLI against the same data dir.
+Each server gets its own data dir and database (the data dir's SQLite file, or a fresh
+PostgreSQL database for the ``[postgres]`` variants) and writes stdout/stderr to files
+(one pair per start, so a restarted server's output can be read on its own). Tests
+talk to it with httpx and run the real ``genyard`` CLI against the same data dir and
+database.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import random
 import re
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -21,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from postgres_server import FreshDatabase
 
 DIAGNOSTIC = "genyard/diagnostic"
 E5 = "intfloat/multilingual-e5-small"
@@ -44,10 +47,12 @@ def free_port() -> int:
 
 
 class Server:
-    """One data dir and the ``genyard serve`` processes started on it, one at a time."""
+    """One data dir and database, and the ``genyard serve`` processes started on them,
+    one at a time."""
 
-    def __init__(self, root: Path, env: dict[str, str]) -> None:
+    def __init__(self, root: Path, env: dict[str, str], database: FreshDatabase) -> None:
         self.root = root
+        self.database = database
         self.data_dir = root / "data"
         self.logs_dir = root / "logs"
         self.logs_dir.mkdir(parents=True, exist_ok=True)
@@ -64,6 +69,7 @@ class Server:
                 "PYTHONUNBUFFERED": "1",
             }
         )
+        self.env.update(database.env())
         self.env.update(env)
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
@@ -229,12 +235,9 @@ class Server:
         return result
 
     def db_rows(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-        """Read the SQLite file directly (read-only), e.g. while the server is down."""
-        conn = sqlite3.connect(f"file:{self.data_dir / 'genyard.db'}?mode=ro", uri=True)
-        try:
-            return conn.execute(sql, params).fetchall()
-        finally:
-            conn.close()
+        """Read the database directly (SQLite read-only), e.g. while the server is down.
+        ``?`` placeholders work on both."""
+        return self.database.rows(sql, *params, sqlite_file=self.data_dir / "genyard.db")
 
 
 # -- API helpers -------------------------------------------------------------------------

@@ -63,6 +63,9 @@ def test_first_start_creates_one_admin_and_prints_its_key_once(
     assert [(r[1], r[3], r[4]) for r in rows] == [("admin", "enterprise", "True")]
 
 
+@pytest.mark.sqlite_only(
+    reason="the serve.lock guards a SQLite data dir; on PostgreSQL many processes share a queue"
+)
 def test_a_second_server_on_the_same_data_dir_refuses_to_start(
     make_server: Callable[..., Server],
 ) -> None:

@@ -2,6 +2,9 @@
 
 On SQLite one process owns the queue, so at start every lease left behind belongs to
 a dead process: the job goes back to pending (attempts < max) or fails ``worker_lost``.
+On PostgreSQL other processes may share the queue, so a restarted server takes no
+lease for lost at start: the reaper returns a dead server's jobs once their lease has
+expired. The ``[postgres]`` variants therefore run with short leases and a quick reaper.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import re
 import signal
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -33,6 +37,24 @@ def reaped(stderr: str) -> dict[str, str]:
     return dict(REAPED.findall(stderr))
 
 
+def wait_reaped(server: Server, expected: dict[str, str], timeout: float = 20) -> None:
+    """Wait until this start of ``server`` has logged exactly the ``expected`` reaps
+    (on SQLite they happen at start; on PostgreSQL once the dead leases expire)."""
+    deadline = time.monotonic() + timeout
+    while (found := reaped(server.stderr())) != expected:
+        if time.monotonic() > deadline or not server.running:
+            raise AssertionError(f"reaped {found}, expected {expected}:\n{server.tail()}")
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def lease_env(database: str) -> dict[str, str]:
+    """Settings under which a dead server's leases are found lost soon (PostgreSQL)."""
+    if database == "sqlite":
+        return {}
+    return {"GENYARD_LEASE_SECONDS": "3", "GENYARD_REAPER_INTERVAL": "0.3"}
+
+
 def diagnostic_inputs() -> list[dict[str, Any]]:
     """30 jobs: echo (done at once), sleep 1-3 s and progress 2 s (running at the kill)."""
     inputs: list[dict[str, Any]] = []
@@ -48,11 +70,11 @@ def diagnostic_inputs() -> list[dict[str, Any]]:
 
 
 def test_kill_9_mid_work_then_restart_finishes_every_job_once(
-    make_server: Callable[..., Server],
+    make_server: Callable[..., Server], lease_env: dict[str, str]
 ) -> None:
     # One core for engines: e5 runs one call at a time, so e5 jobs queue up behind a
     # long one and some jobs are truly pending (not yet claimed) when the server dies.
-    server = make_server(GENYARD_WORKER_CONCURRENCY="1").start()
+    server = make_server(GENYARD_WORKER_CONCURRENCY="1", **lease_env).start()
     jobs: dict[str, dict[str, Any]] = {}
     with server.client(server.admin_key) as http:
         blocker = submit(http, {"text": long_texts(4)}, model=E5)
@@ -125,9 +147,9 @@ def crash_and_wait(server: Server, http: httpx.Client) -> None:
 
 
 def test_crash_job_is_retried_then_failed_worker_lost(
-    make_server: Callable[..., Server],
+    make_server: Callable[..., Server], lease_env: dict[str, str]
 ) -> None:
-    server = make_server(GENYARD_MAX_ATTEMPTS="2").start()
+    server = make_server(GENYARD_MAX_ATTEMPTS="2", **lease_env).start()
     with server.client(server.admin_key) as http:
         before = [submit(http, {"mode": "echo", "payload": {"n": n}}, wait=10) for n in range(3)]
         before.append(submit(http, {"mode": "sleep", "seconds": 0.2, "payload": "s"}, wait=10))
@@ -145,7 +167,7 @@ def test_crash_job_is_retried_then_failed_worker_lost(
 
     # Restart again: attempts are spent, so the job fails and the server stays up.
     server.start()
-    assert reaped(server.stderr()) == {crash_id: "failed"}
+    wait_reaped(server, {crash_id: "failed"})
     with server.client(server.admin_key) as http:
         crashed = get(http, crash_id)
         assert crashed["status"] == "failed"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -44,7 +45,8 @@ def server(module_server_factory: Callable[..., Server]) -> Server:
 
 
 @pytest.fixture(scope="module")
-def recorder() -> Recorder:
+def recorder(server: Server) -> Recorder:
+    """One per server: the ``[sqlite]`` and ``[postgres]`` runs each start their own."""
     return Recorder()
 
 
@@ -182,6 +184,13 @@ def test_every_log_line_is_json_and_access_lines_carry_the_request_id(
     assert mine.headers["x-request-id"] == "client-chosen.id:42"
     assert admin.get("/healthz").status_code == 200
     assert len(recorder.seen) > 30
+    # The access line is written once the response has gone out: let the last ones land.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        output = server.stderr(1) + server.stdout(1)
+        if all(seen["request_id"] in output for seen in recorder.seen):
+            break
+        time.sleep(0.05)
 
     records = []
     for line in banner_free_lines(server) + server.stdout(1).splitlines():

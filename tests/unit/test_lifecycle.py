@@ -1,4 +1,4 @@
-"""queue/lifecycle and queue/reaper against a real, migrated SQLite database."""
+"""queue/lifecycle and queue/reaper against a real, migrated database (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
 """Every job state change: ``transition()`` (one job) and ``claim()`` (pending ->
 processing for a batch of jobs, the one transition a worker starts).
 
-Both take an open write transaction. ``transition`` checks the source status and,
-when given, the lease's fencing token in the same UPDATE, so a worker whose lease
-was taken over (reaped, canceled, timed out) can no longer write. Entering a terminal
+Both take an open write transaction. ``transition`` checks the lease's fencing token
+(by deleting the lease it names) and the source status, so a worker whose lease was
+taken over (reaped, canceled, timed out) can no longer write. Entering a terminal
 status or going back to pending drops the lease. Later issues settle credit holds
 and write the webhook outbox row here, in the same transaction.
 """
@@ -58,23 +58,29 @@ async def transition(
     error: tuple[JobErrorCode, str] | None = None,
     usage: dict[str, Any] | None = None,
 ) -> Moved | None:
-    """Move one job to ``to``; None (nothing written) when the move is not allowed.
+    """Move one job to ``to``; None when the move is not allowed.
 
     ``lease_token``: the caller must still hold the job's lease with this token.
     ``lease_expired_before``: the lease must also have expired before that time
     (the reaper, so that a heartbeat that just renewed it wins).
+
+    The lease row is deleted *first*, then the job row updated: every writer takes the
+    two locks in that order (so none deadlock), and on PostgreSQL a DELETE that waited
+    for another transaction re-checks the lease row as it is now, where a subquery in
+    the UPDATE would still see the lease of its older snapshot.
     """
-    conditions: list[sa.ColumnElement[bool]] = [
-        predictions.c.id == job_id,
-        predictions.c.status.in_([s.value for s in sources_of(to)]),
-    ]
+    if to is JobStatus.PROCESSING:
+        return None  # jobs start only through claim(), which leases them
+    drop_lease = job_leases.delete().where(job_leases.c.prediction_id == job_id)
     if lease_token is not None:
-        lease = sa.select(job_leases.c.prediction_id).where(
-            job_leases.c.prediction_id == job_id, job_leases.c.token == lease_token
-        )
+        drop_lease = drop_lease.where(job_leases.c.token == lease_token)
         if lease_expired_before is not None:
-            lease = lease.where(job_leases.c.expires_at < lease_expired_before)
-        conditions.append(sa.exists(lease))
+            drop_lease = drop_lease.where(job_leases.c.expires_at < lease_expired_before)
+        held = await conn.execute(drop_lease.returning(job_leases.c.prediction_id))
+        if held.first() is None:
+            return None  # fenced: the lease was taken over, renewed or dropped
+    else:
+        await conn.execute(drop_lease)  # an authority move (cancel, queue timeout)
 
     values: dict[str, Any] = {"status": to.value}
     if to.is_terminal():
@@ -93,15 +99,16 @@ async def transition(
 
     result = await conn.execute(
         predictions.update()
-        .where(*conditions)
+        .where(
+            predictions.c.id == job_id,
+            predictions.c.status.in_([s.value for s in sources_of(to)]),
+        )
         .values(**values)
         .returning(predictions.c.model, predictions.c.started_at, predictions.c.completed_at)
     )
     row = result.first()
     if row is None:
         return None
-    if to.is_terminal() or to is JobStatus.PENDING:
-        await conn.execute(job_leases.delete().where(job_leases.c.prediction_id == job_id))
     return Moved(job_id, row.model, to, row.started_at, row.completed_at)
 
 
@@ -189,7 +196,11 @@ async def set_progress(conn: DbConnection, job_id: str, token: str, progress: in
     )
     await conn.execute(
         predictions.update()
-        .where(predictions.c.id == job_id, sa.exists(lease))
+        .where(
+            predictions.c.id == job_id,
+            predictions.c.status == JobStatus.PROCESSING.value,
+            sa.exists(lease),
+        )
         .values(progress=progress)
     )
 

@@ -356,7 +356,7 @@ class WorkerPool:
         if self.tasks:
             await asyncio.wait(list(self.tasks), timeout=grace)
         for item in list(self.running.values()):
-            item.ctx.cancel_event.set()
+            # Hand back first, then stop the run: its late result is then fenced out.
             async with self.db.write() as conn:
                 moved = await lifecycle.transition(
                     conn, item.job.id, JobStatus.PENDING, now=time.time(),
@@ -364,6 +364,7 @@ class WorkerPool:
                 )  # fmt: skip
                 if moved:
                     await lifecycle.refund_attempt(conn, item.job.id)
+            item.ctx.cancel_event.set()
             if moved:
                 log.info("job %s returned to the queue at shutdown", item.job.id)
                 self._on_moved(moved)
