@@ -53,12 +53,13 @@ e2e: $(VENV)/.stamp-test postgres
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
 
-# make bench: the queue benchmark (bench/README.md). Installs wrk with apt-get when root and
-# missing. BENCH_ARGS passes options, e.g. make bench BENCH_ARGS="--db sqlite --quick".
+## make bench: the queue benchmark (bench/README.md). Installs wrk (and, through `postgres`,
+## postgresql-15) with apt-get when root and missing. BENCH_ARGS passes options, e.g.
+## make bench BENCH_ARGS="--db sqlite --quick".
 .PHONY: bench
 BENCH_ARGS ?=
 
-bench: $(VENV)/.stamp-run
+bench: $(VENV)/.stamp-run postgres
 	@$(BIN)/python -c "import asyncpg" 2>/dev/null || $(BIN)/pip install --quiet -e ".[postgres]"
 	@command -v wrk >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
