@@ -82,6 +82,22 @@ async def get_job(conn: DbConnection, job_id: str, account_id: str | None = None
     return row_to_job(row) if row else None
 
 
+async def get_job_with_logs(conn: DbConnection, job_id: str, account_id: str) -> Job | None:
+    """A job and its log lines in one round trip (the job row repeats per line)."""
+    query = (
+        sa.select(predictions, prediction_logs.c.line)
+        .outerjoin(prediction_logs, prediction_logs.c.prediction_id == predictions.c.id)
+        .where(predictions.c.id == job_id, predictions.c.account_id == account_id)
+        .order_by(prediction_logs.c.id)
+    )
+    rows = (await conn.execute(query)).all()
+    if not rows:
+        return None
+    job = row_to_job(rows[0])
+    job.logs = [r.line for r in rows if r.line is not None]
+    return job
+
+
 async def find_idempotent(
     conn: DbConnection, account_id: str, key: str
 ) -> tuple[str, str | None] | None:
@@ -116,15 +132,6 @@ async def queue_position(conn: DbConnection, job: Job) -> int:
         ),
     )
     return 1 + int((await conn.execute(query)).scalar_one())
-
-
-async def read_logs(conn: DbConnection, job_id: str) -> list[str]:
-    rows = await conn.execute(
-        sa.select(prediction_logs.c.line)
-        .where(prediction_logs.c.prediction_id == job_id)
-        .order_by(prediction_logs.c.id)
-    )
-    return [r[0] for r in rows]
 
 
 async def append_logs(conn: DbConnection, lines: Sequence[tuple[str, float, str]]) -> None:

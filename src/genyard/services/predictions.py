@@ -259,10 +259,9 @@ class PredictionService:
 
     async def get(self, job_id: str, account_id: str) -> Job:
         async with self.db.read() as conn:
-            job = await jobs_repo.get_job(conn, job_id, account_id)
+            job = await jobs_repo.get_job_with_logs(conn, job_id, account_id)
             if job is None:
                 raise NotFound(f"no prediction with id {job_id!r}")
-            job.logs = await jobs_repo.read_logs(conn, job_id)
             if job.status is JobStatus.PENDING:
                 job.queue_position = await jobs_repo.queue_position(conn, job)
         return job
