@@ -87,8 +87,9 @@ def unavailable_reason() -> str | None:
     return None
 
 
-def _free_port() -> int:
-    """A free loopback port below the kernel's ephemeral range (see e2e_support)."""
+def free_port() -> int:
+    """A free loopback port below the kernel's ephemeral range (where bind(0) and
+    outgoing connections take theirs), so that it stays free until a server binds it."""
     for _ in range(100):
         port = random.randrange(20000, 32000)
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -187,7 +188,7 @@ class PostgresServer:
         )  # fmt: skip
         password_file.unlink()
         for attempt in range(3):
-            self.port = _free_port()
+            self.port = free_port()
             options = f"-k {self.root} -p {self.port} " + " ".join(SERVER_OPTIONS)
             try:
                 self._run(

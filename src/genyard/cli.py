@@ -58,23 +58,42 @@ def _run_with_accounts(fn: Callable[[AccountService], Awaitable[T]]) -> T:
         raise typer.Exit(1) from None
 
 
+def _http_settings(host: str | None, port: int | None) -> Settings:
+    overrides: dict[str, object] = {}
+    if host is not None:
+        overrides["host"] = host
+    if port is not None:
+        overrides["port"] = port
+    return load_settings(**overrides)
+
+
+def _serve_http(settings: Settings, *, run_workers: bool) -> None:
+    """Run the app under uvicorn, logging as configured (the one way HTTP is served)."""
+    import uvicorn
+
+    from genyard.app import create_app
+    from genyard.services.container import Services
+
+    services = Services.build(settings, run_workers=run_workers)
+    uvicorn.run(
+        create_app(settings, services),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=15,
+    )
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (GENYARD_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (GENYARD_PORT).")] = None,
 ) -> None:
     """Run the API, workers and reaper in one process (migrates first). SQLite or PostgreSQL."""
-    import uvicorn
-
-    from genyard.app import create_app
     from genyard.logs import configure_logging
 
-    overrides: dict[str, object] = {}
-    if host is not None:
-        overrides["host"] = host
-    if port is not None:
-        overrides["port"] = port
-    settings = load_settings(**overrides)
+    settings = _http_settings(host, port)
     configure_logging(settings.log_level, settings.log_format)
     if settings.is_sqlite:
         # Say it plainly before uvicorn starts (the app takes the lock for real).
@@ -84,14 +103,7 @@ def serve(
         except DataDirInUse as exc:
             console.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(1) from None
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=15,
-    )
+    _serve_http(settings, run_workers=True)
 
 
 def _require_postgres(settings: Settings, command: str) -> None:
@@ -110,29 +122,12 @@ def api(
     port: Annotated[int | None, typer.Option(help="Port (GENYARD_PORT).")] = None,
 ) -> None:
     """Run the API only (PostgreSQL): workers run in `genyard worker` processes."""
-    import uvicorn
-
-    from genyard.app import create_app
     from genyard.logs import configure_logging
-    from genyard.services.container import Services
 
-    overrides: dict[str, object] = {}
-    if host is not None:
-        overrides["host"] = host
-    if port is not None:
-        overrides["port"] = port
-    settings = load_settings(**overrides)
+    settings = _http_settings(host, port)
     _require_postgres(settings, "api")
     configure_logging(settings.log_level, settings.log_format)
-    services = Services.build(settings, run_workers=False)
-    uvicorn.run(
-        create_app(settings, services),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=15,
-    )
+    _serve_http(settings, run_workers=False)
 
 
 @app.command()

@@ -10,10 +10,8 @@ database.
 from __future__ import annotations
 
 import os
-import random
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,27 +21,13 @@ from typing import Any
 
 import httpx
 
-from postgres_server import FreshDatabase
+from postgres_server import FreshDatabase, free_port
 
 DIAGNOSTIC = "genyard/diagnostic"
 E5 = "intfloat/multilingual-e5-small"
 FULL_KEY = re.compile(r"gy_live_[0-9a-f]{40}")
 TERMINAL = frozenset({"succeeded", "failed", "canceled"})
 START_TIMEOUT = 30.0
-
-
-def free_port() -> int:
-    """A free loopback port below the kernel's ephemeral range (where bind(0) and
-    outgoing connections take theirs), so that it stays free until the server binds it."""
-    for _ in range(100):
-        port = random.randrange(20000, 32000)
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port")
 
 
 class Server:

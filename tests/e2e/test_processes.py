@@ -19,9 +19,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from e2e_support import free_port, get, submit, succeeded_lines, wait_all_terminal, wait_status
+from e2e_support import get, submit, succeeded_lines, wait_all_terminal, wait_status
 
-from postgres_server import SECRET_KEY, PostgresServer
+from postgres_server import SECRET_KEY, PostgresServer, free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 CLAIMED = re.compile(r'"claimed (\d+) jobs: ([^"]*)"')

@@ -40,13 +40,14 @@ async def add_job(
         job_id, user.account_id, user.id, model, {"mode": "echo"}, JobStatus.PENDING, created_at
     )
     async with db.write() as conn:
-        await jobs_repo.insert_job(
+        assert await jobs_repo.insert_job(
             conn,
             job,
             api_key_id=None,
             idempotency_key=None,
             request_hash=None,
             queue_deadline=queue_deadline,
+            max_pending=1000,
         )
 
 
@@ -346,3 +347,24 @@ async def test_queue_position_counts_older_pending_jobs_of_the_model(migrated_db
             assert job is not None
             positions[job.id] = await jobs_repo.queue_position(conn, job)
     assert positions == {"pred_1": 1, "pred_2": 2, "pred_3": 3}
+
+
+async def test_insert_refuses_a_job_over_the_accounts_pending_cap(migrated_db: Database) -> None:
+    db = migrated_db
+    user = await add_user(db)
+    for i in range(2):
+        await add_job(db, user, f"pred_{i}", float(i))
+
+    async def insert(job_id: str, cap: int) -> bool:
+        job = Job(job_id, user.account_id, user.id, MODEL, {}, JobStatus.PENDING, 9.0)
+        async with db.write() as conn:
+            return await jobs_repo.insert_job(
+                conn, job, api_key_id=None, idempotency_key=None, request_hash=None,
+                queue_deadline=None, max_pending=cap,
+            )  # fmt: skip
+
+    assert await insert("pred_over", 2) is False
+    assert await insert("pred_under", 3) is True
+    async with db.read() as conn:
+        ids = {r.id for r in await conn.execute(sa.select(predictions.c.id))}
+    assert ids == {"pred_0", "pred_1", "pred_under"}

@@ -42,6 +42,27 @@ def row_to_job(row: sa.Row[Any]) -> Job:
     )
 
 
+_INSERT_COLUMNS = (
+    "id", "account_id", "user_id", "api_key_id", "model", "input", "status", "progress",
+    "is_public", "output_folder", "webhook_url", "webhook_events", "idempotency_key",
+    "request_hash", "attempts", "created_at", "queue_deadline",
+)  # fmt: skip
+# Built once (its cache key too): insert the row unless the account already has
+# ``cap`` pending jobs, in one statement.
+_INSERT_UNDER_CAP = predictions.insert().from_select(
+    list(_INSERT_COLUMNS),
+    sa.select(*(sa.bindparam(c, type_=predictions.c[c].type) for c in _INSERT_COLUMNS)).where(
+        sa.select(sa.func.count())
+        .where(
+            predictions.c.account_id == sa.bindparam("cap_account", type_=sa.String),
+            predictions.c.status == JobStatus.PENDING.value,
+        )
+        .scalar_subquery()
+        < sa.bindparam("cap", type_=sa.Integer)
+    ),
+)
+
+
 async def insert_job(
     conn: DbConnection,
     job: Job,
@@ -50,28 +71,35 @@ async def insert_job(
     idempotency_key: str | None,
     request_hash: str | None,
     queue_deadline: float | None,
-) -> None:
-    await conn.execute(
-        predictions.insert().values(
-            id=job.id,
-            account_id=job.account_id,
-            user_id=job.user_id,
-            api_key_id=api_key_id,
-            model=job.model,
-            input=dumps(job.input),
-            status=job.status.value,
-            progress=0,
-            is_public=job.is_public,
-            output_folder=job.output_folder,
-            webhook_url=job.webhook_url,
-            webhook_events=",".join(job.webhook_events),
-            idempotency_key=idempotency_key,
-            request_hash=request_hash,
-            attempts=0,
-            created_at=job.created_at,
-            queue_deadline=queue_deadline,
-        )
+    max_pending: int,
+) -> bool:
+    """Insert a pending job; False (nothing written) when its account already has
+    ``max_pending`` pending jobs."""
+    result = await conn.execute(
+        _INSERT_UNDER_CAP,
+        {
+            "id": job.id,
+            "account_id": job.account_id,
+            "user_id": job.user_id,
+            "api_key_id": api_key_id,
+            "model": job.model,
+            "input": dumps(job.input),
+            "status": job.status.value,
+            "progress": 0,
+            "is_public": job.is_public,
+            "output_folder": job.output_folder,
+            "webhook_url": job.webhook_url,
+            "webhook_events": ",".join(job.webhook_events),
+            "idempotency_key": idempotency_key,
+            "request_hash": request_hash,
+            "attempts": 0,
+            "created_at": job.created_at,
+            "queue_deadline": queue_deadline,
+            "cap_account": job.account_id,
+            "cap": max_pending,
+        },
     )
+    return result.rowcount == 1
 
 
 async def get_job(conn: DbConnection, job_id: str, account_id: str | None = None) -> Job | None:

@@ -150,6 +150,9 @@ class Services:
 
     async def start(self) -> None:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.db.is_sqlite and self.run_workers:
+            # One process owns a SQLite queue: every lease left is a dead process's.
+            self._data_dir_lock = lock_data_dir(self.settings.data_dir)
         await migrate(self.db)
         await self.bus.start()
         if self.bootstrap:
@@ -163,8 +166,6 @@ class Services:
             on_moved=self.on_moved,
         )
         if self.db.is_sqlite:
-            # One process owns a SQLite queue: every lease left is a dead process's.
-            self._data_dir_lock = lock_data_dir(self.settings.data_dir)
             await self.reaper.reap(expired_before=float("inf"))
         self.workers = WorkerPool(
             self.settings, self.db, self.catalog, self.providers, self.bus, self.metrics,

@@ -216,22 +216,23 @@ class PredictionService:
                     found = await jobs_repo.find_idempotent(conn, account_id, req.idempotency_key)
                     if found is not None:
                         return await self._replay(found, fingerprint, account_id)
-                pending = await jobs_repo.count_pending(conn, account_id)
-                if pending >= self.settings.max_pending_per_account:
-                    raise RateLimited(
-                        f"this account has {pending} pending predictions; the limit is "
-                        f"{self.settings.max_pending_per_account}",
-                        {"pending": pending, "limit": self.settings.max_pending_per_account},
-                        retry_after=5,
-                    )
-                await jobs_repo.insert_job(
+                cap = self.settings.max_pending_per_account
+                inserted = await jobs_repo.insert_job(
                     conn,
                     job,
                     api_key_id=api_key_id,
                     idempotency_key=req.idempotency_key,
                     request_hash=fingerprint if req.idempotency_key else None,
                     queue_deadline=queue_deadline,
+                    max_pending=cap,
                 )
+                if not inserted:
+                    pending = await jobs_repo.count_pending(conn, account_id)
+                    raise RateLimited(
+                        f"this account has {pending} pending predictions; the limit is {cap}",
+                        {"pending": pending, "limit": cap},
+                        retry_after=5,
+                    )
         except IntegrityError:
             # Another request with the same idempotency key won the race.
             if not req.idempotency_key:
