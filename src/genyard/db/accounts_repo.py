@@ -121,25 +121,28 @@ async def revoke_key(conn: DbConnection, key_id: str, now: float) -> bool:
     return result.rowcount > 0
 
 
+# Built once, so its cache key is too: this runs on every authenticated request.
+_PRINCIPAL_BY_HASH = (
+    sa.select(
+        api_keys.c.id,
+        api_keys.c.scopes,
+        api_keys.c.last_used_at,
+        users.c.id.label("user_id"),
+        users.c.name,
+        users.c.account_id,
+        users.c.is_admin,
+        users.c.tier,
+    )
+    .join(users, users.c.id == api_keys.c.user_id)
+    .where(api_keys.c.key_hash == sa.bindparam("key_hash"), api_keys.c.revoked_at.is_(None))
+)
+
+
 async def principal_by_hash(
     conn: DbConnection, key_hash: str
 ) -> tuple[Principal, float | None] | None:
     """The principal of an active key, and the key's last-used time."""
-    query = (
-        sa.select(
-            api_keys.c.id,
-            api_keys.c.scopes,
-            api_keys.c.last_used_at,
-            users.c.id.label("user_id"),
-            users.c.name,
-            users.c.account_id,
-            users.c.is_admin,
-            users.c.tier,
-        )
-        .join(users, users.c.id == api_keys.c.user_id)
-        .where(api_keys.c.key_hash == key_hash, api_keys.c.revoked_at.is_(None))
-    )
-    row = (await conn.execute(query)).first()
+    row = (await conn.execute(_PRINCIPAL_BY_HASH, {"key_hash": key_hash})).first()
     if row is None:
         return None
     principal = Principal(

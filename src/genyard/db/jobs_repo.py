@@ -110,15 +110,21 @@ async def get_job(conn: DbConnection, job_id: str, account_id: str | None = None
     return row_to_job(row) if row else None
 
 
+_JOB_WITH_LOGS = (
+    sa.select(predictions, prediction_logs.c.line)
+    .outerjoin(prediction_logs, prediction_logs.c.prediction_id == predictions.c.id)
+    .where(
+        predictions.c.id == sa.bindparam("job_id"),
+        predictions.c.account_id == sa.bindparam("account_id"),
+    )
+    .order_by(prediction_logs.c.id)
+)
+
+
 async def get_job_with_logs(conn: DbConnection, job_id: str, account_id: str) -> Job | None:
     """A job and its log lines in one round trip (the job row repeats per line)."""
-    query = (
-        sa.select(predictions, prediction_logs.c.line)
-        .outerjoin(prediction_logs, prediction_logs.c.prediction_id == predictions.c.id)
-        .where(predictions.c.id == job_id, predictions.c.account_id == account_id)
-        .order_by(prediction_logs.c.id)
-    )
-    rows = (await conn.execute(query)).all()
+    params = {"job_id": job_id, "account_id": account_id}
+    rows = (await conn.execute(_JOB_WITH_LOGS, params)).all()
     if not rows:
         return None
     job = row_to_job(rows[0])

@@ -46,6 +46,43 @@ class ClaimedJob:
     token: str
 
 
+# The statements of transition(), built once (their cache keys too): they run for
+# every job. A terminal move writes all its columns (NULL where nothing was given,
+# which is what a job that never ended holds).
+_DROP_LEASE = job_leases.delete().where(job_leases.c.prediction_id == sa.bindparam("job_id"))
+_DROP_HELD_LEASE = _DROP_LEASE.where(job_leases.c.token == sa.bindparam("token")).returning(
+    job_leases.c.prediction_id
+)
+_DROP_EXPIRED_LEASE = _DROP_HELD_LEASE.where(job_leases.c.expires_at < sa.bindparam("cutoff"))
+
+
+def _move_statement(to: JobStatus) -> sa.Update:
+    values: dict[str, Any] = {"status": to.value}
+    if to is JobStatus.PENDING:
+        values.update(started_at=None, progress=0)
+    else:
+        values.update(
+            {
+                name: sa.bindparam(name)
+                for name in ("completed_at", "output", "usage", "error_code", "error_message")
+            }
+        )
+        if to is JobStatus.SUCCEEDED:
+            values["progress"] = 100
+    return (
+        predictions.update()
+        .where(
+            predictions.c.id == sa.bindparam("job_id"),
+            predictions.c.status.in_([s.value for s in sources_of(to)]),
+        )
+        .values(values)
+        .returning(predictions.c.model, predictions.c.started_at, predictions.c.completed_at)
+    )
+
+
+_MOVES = {to: _move_statement(to) for to in JobStatus if to is not JobStatus.PROCESSING}
+
+
 async def transition(
     conn: DbConnection,
     job_id: str,
@@ -71,42 +108,29 @@ async def transition(
     """
     if to is JobStatus.PROCESSING:
         return None  # jobs start only through claim(), which leases them
-    drop_lease = job_leases.delete().where(job_leases.c.prediction_id == job_id)
-    if lease_token is not None:
-        drop_lease = drop_lease.where(job_leases.c.token == lease_token)
-        if lease_expired_before is not None:
-            drop_lease = drop_lease.where(job_leases.c.expires_at < lease_expired_before)
-        held = await conn.execute(drop_lease.returning(job_leases.c.prediction_id))
+    if lease_token is None:
+        await conn.execute(_DROP_LEASE, {"job_id": job_id})  # an authority move
+    else:
+        fence = {"job_id": job_id, "token": lease_token}
+        if lease_expired_before is None:
+            held = await conn.execute(_DROP_HELD_LEASE, fence)
+        else:
+            held = await conn.execute(
+                _DROP_EXPIRED_LEASE, {**fence, "cutoff": lease_expired_before}
+            )
         if held.first() is None:
             return None  # fenced: the lease was taken over, renewed or dropped
-    else:
-        await conn.execute(drop_lease)  # an authority move (cancel, queue timeout)
 
-    values: dict[str, Any] = {"status": to.value}
-    if to.is_terminal():
-        values["completed_at"] = now
-        if to is JobStatus.SUCCEEDED:
-            values["progress"] = 100
-    if to is JobStatus.PENDING:
-        values["started_at"] = None
-        values["progress"] = 0
-    if output is not _UNSET:
-        values["output"] = dumps(output)
-    if error is not None:
-        values["error_code"], values["error_message"] = error[0].value, error[1]
-    if usage is not None:
-        values["usage"] = dumps(usage)
-
-    result = await conn.execute(
-        predictions.update()
-        .where(
-            predictions.c.id == job_id,
-            predictions.c.status.in_([s.value for s in sources_of(to)]),
+    params: dict[str, Any] = {"job_id": job_id}
+    if to is not JobStatus.PENDING:
+        params.update(
+            completed_at=now,
+            output=None if output is _UNSET else dumps(output),
+            usage=None if usage is None else dumps(usage),
+            error_code=error[0].value if error else None,
+            error_message=error[1] if error else None,
         )
-        .values(**values)
-        .returning(predictions.c.model, predictions.c.started_at, predictions.c.completed_at)
-    )
-    row = result.first()
+    row = (await conn.execute(_MOVES[to], params)).first()
     if row is None:
         return None
     return Moved(job_id, row.model, to, row.started_at, row.completed_at)
