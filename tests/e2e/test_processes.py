@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from e2e_support import get, submit, succeeded_lines, wait_all_terminal, wait_status
+from e2e_support import E5, get, submit, succeeded_lines, wait_all_terminal, wait_status
 
 from postgres_server import SECRET_KEY, PostgresServer, free_port
 
@@ -219,6 +219,23 @@ def test_an_api_restart_loses_nothing(cluster: Cluster) -> None:
     assert [done[i]["output"] for i in ids] == list(range(40))
     assert all(succeeded_lines(done[i]) == ["succeeded on attempt 1"] for i in ids)
     assert later["status"] == "succeeded" and later["output"] == "after"
+
+
+def test_workers_serve_only_the_models_they_are_told_to(cluster: Cluster) -> None:
+    cluster.start_api()
+    cluster.start_worker("embedder", "--types", "embedding")
+    with cluster.client() as http:
+        echo = submit(http, {"mode": "echo", "payload": "waits"})
+        vector = submit(http, {"text": "안녕하세요"}, model=E5, wait=30)
+        assert vector["status"] == "succeeded", vector
+        assert len(vector["output"]["embeddings"][0]) == 384
+        time.sleep(1.0)  # several poll intervals: nobody here serves the diagnostic model
+        assert get(http, echo["id"])["status"] == "pending"
+        cluster.start_worker("diagnostic", "--models", "genyard/diagnostic")
+        done = wait_status(http, echo["id"], "succeeded", "failed", timeout=30)
+    assert done["status"] == "succeeded" and done["output"] == "waits"
+    assert cluster.claimed_by("embedder") == [vector["id"]]
+    assert cluster.claimed_by("diagnostic") == [echo["id"]]
 
 
 @pytest.mark.parametrize(("command", "args"), [("api", ()), ("worker", ("--types", "embedding"))])
