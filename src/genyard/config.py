@@ -102,6 +102,32 @@ class Settings(BaseSettings):
         ge=1024,
         description="Largest request body accepted; larger answers 413.",
     )
+    outbound_allowlist: str = Field(
+        default="",
+        description="Comma-separated IP addresses and CIDR networks that outbound fetches "
+        "(webhooks, input file URLs, remote providers) may reach although they are private, "
+        "loopback, link-local or otherwise refused, e.g. `10.0.0.0/8,127.0.0.1`.",
+    )
+    outbound_ca_file: Path | None = Field(
+        default=None,
+        description="PEM bundle of extra CA certificates trusted for outbound HTTPS "
+        "(private servers), added to the public ones.",
+    )
+    outbound_https_only: bool = Field(
+        default=False,
+        description="Refuse plain `http://` URLs for outbound fetches and webhooks.",
+    )
+    outbound_max_bytes: int = Field(
+        default=50 * 1024 * 1024,
+        ge=1,
+        description="Largest response body an outbound fetch reads (after decoding); larger fails.",
+    )
+    outbound_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds one outbound fetch may take in all: resolution, redirects "
+        "and the body.",
+    )
     log_level: str = Field(default="INFO", description="Log level (DEBUG, INFO, WARNING, ERROR).")
     log_format: str = Field(
         default="json", description="`json` (one object per line) or `text` for humans."
@@ -134,6 +160,8 @@ class Settings(BaseSettings):
 def _default_text(value: object) -> str:
     if value is None:
         return "(unset)"
+    if value == "":
+        return "(empty)"
     if isinstance(value, bool):
         text = str(value).lower()
     elif isinstance(value, float):

@@ -126,6 +126,11 @@ async def test_every_error_path_of_the_native_face(make_api: ApiFactory) -> None
             expect_error(r, 400, "invalid_request", "webhook_url")
             r = await post({**ok, "webhook": url})
             expect_error(r, 400, "invalid_request", "webhook")
+        # literal private/loopback addresses are refused at submit, without DNS
+        for url in ("http://127.0.0.1:9/h", "http://[::ffff:10.0.0.1]/h", "http://0x7f.1/"):
+            r = await post({**ok, "webhook": url})
+            err = expect_error(r, 400, "invalid_request", "webhook")
+            assert "GENYARD_OUTBOUND_ALLOWLIST" in err["message"], err
         r = await post(
             {**ok, "webhook": "https://a.example/h", "webhook_url": "https://b.example/h"}
         )

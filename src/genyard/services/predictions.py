@@ -8,7 +8,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import orjson
 from sqlalchemy.exc import IntegrityError
@@ -29,6 +28,7 @@ from genyard.errors import (
 )
 from genyard.events.base import EventBus
 from genyard.ids import new_id
+from genyard.net import UrlGuard, UrlRefused
 from genyard.providers.registry import ProviderRegistry
 from genyard.queue import lifecycle
 
@@ -80,14 +80,16 @@ def _check_output_folder(folder: str | None) -> list[FieldError]:
     return []
 
 
-def _check_webhook(url: str | None, events: list[str] | None, field: str) -> list[FieldError]:
+def _check_webhook(
+    guard: UrlGuard, url: str | None, events: list[str] | None, field: str
+) -> list[FieldError]:
+    """Checks that need no DNS: form, and literal addresses (names are judged at delivery)."""
     errors = []
     if url is not None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            errors.append(FieldError(field, "must be an absolute http(s) URL"))
-        elif len(url) > 2048:
-            errors.append(FieldError(field, "must be at most 2048 characters"))
+        try:
+            guard.check_static(url)
+        except UrlRefused as exc:
+            errors.append(FieldError(field, exc.reason))
     for event in events or []:
         if event not in WEBHOOK_EVENTS:
             errors.append(
@@ -128,6 +130,8 @@ class PredictionService:
         self.providers = providers
         self.bus = bus
         self._on_moved = on_moved
+        # Webhook URLs are checked at submit without DNS; delivery resolves and pins.
+        self.url_guard = UrlGuard.from_settings(settings)
 
     def model(self, model_id: str) -> ModelEntry:
         entry = self.catalog.get(model_id)
@@ -174,7 +178,9 @@ class PredictionService:
             )
         filled, errors = validate_input(entry.input_schema, req.input)
         errors += _check_output_folder(req.output_folder)
-        errors += _check_webhook(req.webhook_url, req.webhook_events, req.webhook_field)
+        errors += _check_webhook(
+            self.url_guard, req.webhook_url, req.webhook_events, req.webhook_field
+        )
         if errors:
             raise invalid(errors)
 
