@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from genyard import __version__
-from genyard.api import native, ops
+from genyard.api import files, native, ops
 from genyard.api.errors import install_error_handlers
 from genyard.api.middleware import RequestContextMiddleware
 from genyard.config import Settings
@@ -36,6 +36,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.state.services = services
     install_error_handlers(app)
     app.include_router(native.router())
+    app.include_router(files.router)
     app.include_router(ops.router)
     app.add_middleware(
         RequestContextMiddleware, metrics=services.metrics, max_body_bytes=settings.max_body_bytes

@@ -24,6 +24,11 @@ class Settings(BaseSettings):
         description="Directory for the SQLite database (`genyard.db`), the generated "
         "secret key (`secret-key`) and the admin key file (`admin-key`).",
     )
+    files_dir: Path | None = Field(
+        default=None,
+        description="Directory of the local blob store (stored files, served through signed "
+        "URLs under `/v1/files`). Default: `<data dir>/files`.",
+    )
     database_url: str | None = Field(
         default=None,
         description="SQLAlchemy URL. Default: a SQLite file `genyard.db` in the data dir "
@@ -38,9 +43,15 @@ class Settings(BaseSettings):
     )
     secret_key: str | None = Field(
         default=None,
-        description="Secret for signing URLs and tokens (reserved: nothing is signed with it "
-        "yet). On SQLite, generated on first start and kept in `<data dir>/secret-key` when "
-        "unset; required on PostgreSQL.",
+        description="Secret that signs file URLs (and, later, tokens). On SQLite, generated "
+        "on first start and kept in `<data dir>/secret-key` when unset; required on "
+        "PostgreSQL.",
+    )
+    signed_url_seconds: int = Field(
+        default=3600,
+        ge=1,
+        description="How long a signed file URL (`/v1/files/<key>?expires=...&signature=...`) "
+        "stays valid, in seconds.",
     )
     worker_concurrency: int | None = Field(
         default=None,
@@ -139,6 +150,11 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'genyard.db').resolve()}"
+
+    @property
+    def resolved_files_dir(self) -> Path:
+        """The blob store's directory: the configured one or ``<data dir>/files``."""
+        return self.files_dir or self.data_dir / "files"
 
     @property
     def is_sqlite(self) -> bool:

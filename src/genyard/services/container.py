@@ -13,6 +13,7 @@ import logging
 import os
 import secrets
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -33,6 +34,8 @@ from genyard.queue.reaper import Reaper
 from genyard.queue.worker import WorkerPool
 from genyard.services.accounts import AccountService
 from genyard.services.predictions import PredictionService
+from genyard.storage.local import LocalBlobStore
+from genyard.storage.signing import UrlSigner, public_url_for
 
 log = logging.getLogger(__name__)
 ADMIN_KEY_FILE = "admin-key"
@@ -88,6 +91,7 @@ class Services:
     accounts: AccountService
     predictions: PredictionService
     secret_key: str
+    blobs: LocalBlobStore
     run_workers: bool = True
     bootstrap: bool = True
     worker_models: set[str] | None = None
@@ -129,6 +133,7 @@ class Services:
                 settings, db, catalog, registry, bus, on_moved=lambda m: services.on_moved(m)
             ),
             secret_key=resolve_secret_key(settings),
+            blobs=LocalBlobStore(settings.resolved_files_dir),
             run_workers=run_workers,
             bootstrap=bootstrap,
             worker_models=worker_models,
@@ -148,8 +153,19 @@ class Services:
             self.bus.work_available(moved.model)
         self.bus.job_changed(moved.job_id, terminal=moved.status.is_terminal())
 
+    def files_url(self, key: str, public: bool = False, *, expires_in: int | None = None) -> str:
+        """A URL for a stored object: permanent for a public one, else signed and valid
+        for ``expires_in`` seconds (default ``signed_url_seconds``)."""
+        base = self.settings.resolved_public_url
+        if public:
+            return public_url_for(base, key)
+        seconds = self.settings.signed_url_seconds if expires_in is None else expires_in
+        expires_at = int(time.time()) + seconds
+        return UrlSigner(self.secret_key).signed_url(base, key, expires_at)
+
     async def start(self) -> None:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.blobs.root.mkdir(parents=True, exist_ok=True)
         if self.db.is_sqlite and self.run_workers:
             # One process owns a SQLite queue: every lease left is a dead process's.
             self._data_dir_lock = lock_data_dir(self.settings.data_dir)
