@@ -40,7 +40,6 @@ from typing import TYPE_CHECKING
 import httpx
 
 from genyard.net.addresses import (
-    ALLOWLIST_SETTING,
     Allowlist,
     IPAddress,
     refusal_reason,
@@ -330,16 +329,3 @@ async def _read_limited(response: httpx.Response, limit: int, url: str) -> bytes
         if len(body) > limit:
             raise FetchFailed(url, f"body is larger than {limit} bytes; {too_big}")
     return bytes(body)
-
-
-__all__ = [
-    "ALLOWLIST_SETTING",
-    "FetchFailed",
-    "FetchedFile",
-    "PostResponse",
-    "ResolvedUrl",
-    "Resolver",
-    "UrlGuard",
-    "UrlRefused",
-    "system_resolver",
-]
