@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from genyard.db import accounts_repo, jobs_repo
 from genyard.db.accounts_repo import UserRow
 from genyard.db.engine import Database
+from genyard.db.jobs_repo import dumps
 from genyard.db.tables import job_leases, predictions
 from genyard.domain.jobs import Job, JobStatus
 from genyard.errors import JobErrorCode
@@ -156,7 +157,7 @@ async def test_transition_with_the_lease_token_succeeds_and_drops_the_lease(
         "pred_1",
         JobStatus.SUCCEEDED,
         lease_token=job.token,
-        output={"x": 1},
+        output_json=dumps({"x": 1}),
         usage={"items": 1},
     )
     assert moved is not None
@@ -184,7 +185,7 @@ async def test_a_wrong_lease_token_is_refused_and_writes_nothing(migrated_db: Da
         JobStatus.FAILED,
         lease_token="not-the-token",
         error=(JobErrorCode.PROVIDER_ERROR, "boom"),
-        output="late",
+        output_json=dumps("late"),
     )
     assert moved is None
     assert await row(db, "pred_1") == before
@@ -202,12 +203,17 @@ async def test_a_stale_lease_token_cannot_write_after_a_takeover(migrated_db: Da
     assert second.attempt == 2 and second.token != first.token
 
     assert (
-        await move(db, "pred_1", JobStatus.SUCCEEDED, lease_token=first.token, output="old") is None
+        await move(
+            db, "pred_1", JobStatus.SUCCEEDED, lease_token=first.token, output_json=dumps("old")
+        )
+        is None
     )
     r = await row(db, "pred_1")
     assert (r["status"], r["output"], r["attempts"]) == ("processing", None, 2)
 
-    assert await move(db, "pred_1", JobStatus.SUCCEEDED, lease_token=second.token, output="new")
+    assert await move(
+        db, "pred_1", JobStatus.SUCCEEDED, lease_token=second.token, output_json=dumps("new")
+    )
     assert (await row(db, "pred_1"))["output"] == '"new"'
 
 
@@ -237,7 +243,10 @@ async def test_cancel_without_a_token_takes_a_running_job_and_its_lease(
     assert await move(db, "pred_1", JobStatus.CANCELED, error=(JobErrorCode.CANCELED, "x"))
     assert await leases(db) == {}
     # the worker's late result is refused by the fencing token
-    assert await move(db, "pred_1", JobStatus.SUCCEEDED, lease_token=job.token, output=1) is None
+    assert (
+        await move(db, "pred_1", JobStatus.SUCCEEDED, lease_token=job.token, output_json=dumps(1))
+        is None
+    )
     assert (await row(db, "pred_1"))["status"] == "canceled"
 
 

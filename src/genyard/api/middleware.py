@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from genyard.api.errors import error_body
 from genyard.domain.accounts import KEY_PREFIX
+from genyard.errors import InternalError
 from genyard.ids import new_id
 from genyard.logs import request_id_var
 from genyard.metrics import Metrics
@@ -67,7 +68,7 @@ class RequestContextMiddleware:
                     send_with_id,
                     500,
                     error_body(
-                        "internal_error",
+                        InternalError.code,
                         "internal error; the request id names it in the server log",
                     ),
                 )

@@ -42,13 +42,6 @@ class ProviderRegistry:
             registry._factories[ep.name] = _builder(ep)
         return registry
 
-    def register(self, name: str, factory: Callable[[], Provider]) -> None:
-        self._factories[name] = factory
-        self._instances.pop(name, None)
-
-    def names(self) -> list[str]:
-        return sorted(self._factories)
-
     def get(self, name: str) -> Provider | None:
         """The provider instance, or None when unknown or it failed to load."""
         if name in self._instances:

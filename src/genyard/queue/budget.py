@@ -15,10 +15,6 @@ class CpuBudget:
         self._free = cores
         self._cond = asyncio.Condition()
 
-    @property
-    def free(self) -> int:
-        return self._free
-
     async def acquire(self, threads: int) -> None:
         threads = min(threads, self.cores)
         async with self._cond:

@@ -23,8 +23,6 @@ from genyard.db.tables import job_leases, predictions
 from genyard.domain.jobs import JobStatus, sources_of
 from genyard.errors import JobErrorCode
 
-_UNSET: Any = object()
-
 
 @dataclass(frozen=True, slots=True)
 class Moved:
@@ -91,7 +89,7 @@ async def transition(
     now: float,
     lease_token: str | None = None,
     lease_expired_before: float | None = None,
-    output: Any = _UNSET,
+    output_json: str | None = None,
     error: tuple[JobErrorCode, str] | None = None,
     usage: dict[str, Any] | None = None,
 ) -> Moved | None:
@@ -125,7 +123,7 @@ async def transition(
     if to is not JobStatus.PENDING:
         params.update(
             completed_at=now,
-            output=None if output is _UNSET else dumps(output),
+            output=output_json,
             usage=None if usage is None else dumps(usage),
             error_code=error[0].value if error else None,
             error_message=error[1] if error else None,

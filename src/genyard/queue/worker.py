@@ -191,8 +191,8 @@ def _outcome(
     changes: dict[str, Any]
     if isinstance(result, ProviderResult):
         try:
-            jobs_repo.dumps(result.output)
-            to, changes = JobStatus.SUCCEEDED, {"output": result.output, "usage": result.usage}
+            output_json = jobs_repo.dumps(result.output)  # once, and a bad output fails here
+            to, changes = JobStatus.SUCCEEDED, {"output_json": output_json, "usage": result.usage}
         except TypeError as exc:
             log.error("job %s: the output cannot be stored as JSON: %s", job.id, exc)
             to, changes = JobStatus.FAILED, {"error": (JobErrorCode.INTERNAL, _INTERNAL)}

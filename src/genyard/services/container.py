@@ -28,6 +28,7 @@ from genyard.events.base import EventBus
 from genyard.events.memory import InProcessEventBus
 from genyard.events.postgres import PostgresEventBus
 from genyard.metrics import Metrics
+from genyard.net import UrlGuard
 from genyard.providers.registry import ProviderRegistry
 from genyard.queue.lifecycle import Moved
 from genyard.queue.reaper import Reaper
@@ -130,7 +131,13 @@ class Services:
             metrics=metrics,
             accounts=AccountService(db),
             predictions=PredictionService(
-                settings, db, catalog, registry, bus, on_moved=lambda m: services.on_moved(m)
+                settings,
+                db,
+                catalog,
+                registry,
+                bus,
+                UrlGuard.from_settings(settings),
+                on_moved=lambda m: services.on_moved(m),
             ),
             secret_key=resolve_secret_key(settings),
             blobs=LocalBlobStore(settings.resolved_files_dir),

@@ -122,6 +122,7 @@ class PredictionService:
         catalog: Catalog,
         providers: ProviderRegistry,
         bus: EventBus,
+        url_guard: UrlGuard,
         on_moved: Callable[[lifecycle.Moved], None],
     ) -> None:
         self.settings = settings
@@ -131,7 +132,7 @@ class PredictionService:
         self.bus = bus
         self._on_moved = on_moved
         # Webhook URLs are checked at submit without DNS; delivery resolves and pins.
-        self.url_guard = UrlGuard.from_settings(settings)
+        self.url_guard = url_guard
 
     def model(self, model_id: str) -> ModelEntry:
         entry = self.catalog.get(model_id)

@@ -113,10 +113,6 @@ class LocalBlobStore:
     async def get(self, key: str) -> tuple[bytes, StoredObject]:
         return await asyncio.to_thread(self._get, key)
 
-    async def stat(self, key: str) -> StoredObject:
-        """The object's metadata without its bytes; :class:`BlobNotFound` when absent."""
-        return await asyncio.to_thread(self._stat, key)
-
     async def exists(self, key: str) -> bool:
         return await asyncio.to_thread(self._exists, key)
 
