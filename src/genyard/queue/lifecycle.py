@@ -42,6 +42,11 @@ class ClaimedJob:
     input: str
     attempt: int
     token: str
+    account_id: str
+    is_public: bool
+    output_folder: str | None
+    webhook_url: str | None
+    webhook_events: str
 
 
 # The statements of transition(), built once (their cache keys too): they run for
@@ -77,6 +82,14 @@ def _move_statement(to: JobStatus) -> sa.Update:
         .returning(predictions.c.model, predictions.c.started_at, predictions.c.completed_at)
     )
 
+
+_CLAIM_COLUMNS = [
+    predictions.c[name]
+    for name in (
+        "id", "model", "input", "attempts", "account_id", "is_public", "output_folder",
+        "webhook_url", "webhook_events",
+    )
+]  # fmt: skip
 
 _MOVES = {to: _move_statement(to) for to in JobStatus if to is not JobStatus.PROCESSING}
 
@@ -148,9 +161,7 @@ async def claim(
     if limit <= 0 or not models:
         return []
     query = (
-        sa.select(
-            predictions.c.id, predictions.c.model, predictions.c.input, predictions.c.attempts
-        )
+        sa.select(*_CLAIM_COLUMNS)
         .where(predictions.c.status == JobStatus.PENDING.value, predictions.c.model.in_(models))
         .order_by(predictions.c.created_at, predictions.c.id)
         .limit(limit)
@@ -171,7 +182,19 @@ async def claim(
         )
     )
     claimed = [
-        ClaimedJob(r.id, r.model, r.input, r.attempts + 1, secrets.token_hex(12)) for r in rows
+        ClaimedJob(
+            r.id,
+            r.model,
+            r.input,
+            r.attempts + 1,
+            secrets.token_hex(12),
+            r.account_id,
+            r.is_public,
+            r.output_folder,
+            r.webhook_url,
+            r.webhook_events,
+        )
+        for r in rows
     ]
     await conn.execute(
         job_leases.insert(),
