@@ -139,6 +139,23 @@ class Settings(BaseSettings):
         description="Seconds one outbound fetch may take in all: resolution, redirects "
         "and the body.",
     )
+    webhook_retry_delays: str = Field(
+        default="1,2,4",
+        pattern=r"^\s*(\d+(\.\d+)?\s*(,\s*\d+(\.\d+)?\s*)*)?$",
+        description="Seconds to wait before each retry of a webhook delivery that did not "
+        "get a 2xx answer, comma-separated (`1,2,4`: four attempts in all; empty: one).",
+    )
+    webhook_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds one webhook delivery attempt may take; longer counts as failed.",
+    )
+    webhook_logs_interval: float = Field(
+        default=0.5,
+        gt=0,
+        description="Shortest time between two `logs` webhook events of one job "
+        "(log lines in between arrive with the next one).",
+    )
     log_level: str = Field(default="INFO", description="Log level (DEBUG, INFO, WARNING, ERROR).")
     log_format: str = Field(
         default="json", description="`json` (one object per line) or `text` for humans."

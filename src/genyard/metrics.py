@@ -41,6 +41,12 @@ class Metrics:
             ["provider"],
             registry=self.registry,
         )
+        self.webhook_attempts = Counter(
+            "genyard_webhook_attempts",
+            "Webhook delivery attempts by outcome (delivered, retry, failed).",
+            ["outcome"],
+            registry=self.registry,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -20,8 +20,10 @@ from pathlib import Path
 import httpx
 import pytest
 from e2e_support import E5, get, submit, succeeded_lines, wait_all_terminal, wait_status
+from standardwebhooks import Webhook
 
 from postgres_server import SECRET_KEY, PostgresServer, free_port
+from receivers import ThreadedReceiver
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 CLAIMED = re.compile(r'"claimed (\d+) jobs: ([^"]*)"')
@@ -236,6 +238,29 @@ def test_workers_serve_only_the_models_they_are_told_to(cluster: Cluster) -> Non
     assert done["status"] == "succeeded" and done["output"] == "waits"
     assert cluster.claimed_by("embedder") == [vector["id"]]
     assert cluster.claimed_by("diagnostic") == [echo["id"]]
+
+
+def test_a_webhook_queued_by_the_api_is_delivered_by_a_worker(cluster: Cluster) -> None:
+    """The API process cancels a pending job; its outbox row is sent by a worker's
+    dispatcher (the API runs none), signed with the same derived secret."""
+    cluster.env["GENYARD_OUTBOUND_ALLOWLIST"] = "127.0.0.1/32"
+    cluster.start_api()
+    cluster.start_worker("embedder", "--types", "embedding")  # never runs diagnostic jobs
+    threaded = ThreadedReceiver()
+    with threaded as receiver, cluster.client() as http:
+        response = http.post(
+            "/v1/predictions",
+            json={"model": "genyard/diagnostic", "input": {"mode": "echo"},
+                  "webhook": receiver.url()},
+        )  # fmt: skip
+        assert response.status_code == 201, response.text
+        job_id = response.json()["id"]
+        assert http.delete(f"/v1/predictions/{job_id}").status_code == 200
+        [request] = threaded.wait_for(1, timeout=15)
+        secret = http.get("/v1/webhooks/secret").json()["key"]
+    body = Webhook(secret).verify(request.body, request.headers)
+    assert body["id"] == job_id and body["status"] == "canceled"
+    assert "webhook" in cluster.log("embedder")  # the worker's dispatcher sent it
 
 
 @pytest.mark.parametrize(("command", "args"), [("api", ()), ("worker", ("--types", "embedding"))])

@@ -127,3 +127,60 @@ prediction_logs = sa.Table(
     sa.Column("line", sa.Text, nullable=False),
     sa.Column("created_at", sa.Double, nullable=False),
 )
+
+DELIVERY_STATUSES = ("pending", "delivered", "failed")
+
+# The webhook outbox: transition() and claim() write a row per event in the job's own
+# transaction; dispatchers claim due rows (next_attempt_at) and record each attempt.
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column(
+        "prediction_id",
+        sa.String(40),
+        sa.ForeignKey("predictions.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("account_id", sa.String(40), nullable=False),
+    sa.Column("event", sa.String(20), nullable=False),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("next_attempt_at", sa.Double, nullable=True),
+    # The body, rendered at the first attempt: retries and redeliveries send these bytes.
+    sa.Column("body", sa.Text, nullable=True),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("delivered_at", sa.Double, nullable=True),
+    sa.CheckConstraint("status IN ('pending', 'delivered', 'failed')", name="status"),
+    sa.Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+)
+
+# One row per HTTP attempt of a delivery: the delivery log.
+webhook_attempts = sa.Table(
+    "webhook_attempts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "delivery_id",
+        sa.String(40),
+        sa.ForeignKey("webhook_deliveries.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("attempted_at", sa.Double, nullable=False),
+    sa.Column("duration_ms", sa.Integer, nullable=False),
+    sa.Column("status_code", sa.Integer, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+)
+
+# Which generation of an account's webhook secret signs (no row: generation 0). The
+# secret itself is derived from the server secret, never stored.
+webhook_secrets = sa.Table(
+    "webhook_secrets",
+    metadata,
+    sa.Column("account_id", sa.String(40), sa.ForeignKey("accounts.id"), primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("rotated_at", sa.Double, nullable=False),
+)

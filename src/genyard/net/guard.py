@@ -275,10 +275,13 @@ class UrlGuard:
         content: bytes,
         headers: Mapping[str, str] | None = None,
         body_limit: int = POST_BODY_LIMIT,
+        time_limit: float | None = None,
     ) -> PostResponse:
-        """POST ``content`` to ``url`` (webhooks). Redirects are returned, not followed."""
+        """POST ``content`` to ``url`` (webhooks). Redirects are returned, not followed.
+        ``time_limit`` replaces the guard's timeout for this call."""
+        seconds = self.timeout if time_limit is None else time_limit
         try:
-            async with asyncio.timeout(self.timeout), self._client() as client:
+            async with asyncio.timeout(seconds), self._client() as client:
                 resolved = await self._check(url)
                 request_headers = {**(headers or {}), "Host": resolved.host_header}
                 async with client.stream(
@@ -300,7 +303,10 @@ class UrlGuard:
                         resolved.url,
                     )
         except (TimeoutError, httpx.TimeoutException):
-            raise FetchFailed(url, self._timeout_reason()) from None
+            reason = (
+                self._timeout_reason() if time_limit is None else f"took longer than {seconds:g} s"
+            )
+            raise FetchFailed(url, reason) from None
         except httpx.HTTPError as exc:
             raise FetchFailed(url, f"{type(exc).__name__}: {exc}") from None
 

@@ -17,10 +17,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from genyard.db import webhooks_repo
 from genyard.db.engine import DbConnection
 from genyard.db.jobs_repo import dumps
 from genyard.db.tables import job_leases, predictions
 from genyard.domain.jobs import JobStatus, sources_of
+from genyard.domain.webhooks import events_for, subscribed
 from genyard.errors import JobErrorCode
 
 
@@ -33,6 +35,8 @@ class Moved:
     status: JobStatus
     started_at: float | None
     completed_at: float | None
+    #: Webhook deliveries the move queued (the dispatcher's doorbell).
+    webhooks: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +83,14 @@ def _move_statement(to: JobStatus) -> sa.Update:
             predictions.c.status.in_([s.value for s in sources_of(to)]),
         )
         .values(values)
-        .returning(predictions.c.model, predictions.c.started_at, predictions.c.completed_at)
+        .returning(
+            predictions.c.model,
+            predictions.c.started_at,
+            predictions.c.completed_at,
+            predictions.c.account_id,
+            predictions.c.webhook_url,
+            predictions.c.webhook_events,
+        )
     )
 
 
@@ -144,7 +155,17 @@ async def transition(
     row = (await conn.execute(_MOVES[to], params)).first()
     if row is None:
         return None
-    return Moved(job_id, row.model, to, row.started_at, row.completed_at)
+    queued = 0
+    if row.webhook_url:
+        has_output = output_json is not None and output_json != "null"
+        events = subscribed(events_for(to, has_output), row.webhook_events)
+        await webhooks_repo.enqueue(
+            conn,
+            [webhooks_repo.NewDelivery(job_id, row.account_id, e, row.webhook_url) for e in events],
+            now,
+        )
+        queued = len(events)
+    return Moved(job_id, row.model, to, row.started_at, row.completed_at, queued)
 
 
 async def claim(
@@ -196,6 +217,7 @@ async def claim(
         )
         for r in rows
     ]
+    await webhooks_repo.enqueue(conn, start_deliveries(claimed), now)
     await conn.execute(
         job_leases.insert(),
         [
@@ -209,6 +231,16 @@ async def claim(
         ],
     )
     return claimed
+
+
+def start_deliveries(claimed: Sequence[ClaimedJob]) -> list[webhooks_repo.NewDelivery]:
+    """The ``start`` webhook deliveries of jobs that asked for them."""
+    return [
+        webhooks_repo.NewDelivery(job.id, job.account_id, event, job.webhook_url)
+        for job in claimed
+        if job.webhook_url
+        for event in subscribed(events_for(JobStatus.PROCESSING, False), job.webhook_events)
+    ]
 
 
 async def renew_leases(conn: DbConnection, tokens: dict[str, str], expires_at: float) -> set[str]:

@@ -24,10 +24,11 @@ from typing import Any
 import orjson
 
 from genyard.config import Settings
-from genyard.db import jobs_repo
+from genyard.db import jobs_repo, webhooks_repo
 from genyard.db.engine import Database
 from genyard.domain.catalog import Catalog, ModelEntry
 from genyard.domain.jobs import JobStatus
+from genyard.domain.webhooks import WebhookEvent, subscribed
 from genyard.errors import JobError, JobErrorCode, RunTimedOut
 from genyard.events.base import EventBus
 from genyard.ids import new_id
@@ -46,6 +47,12 @@ _INTERNAL = "the model failed unexpectedly; see server logs"
 class Running:
     job: lifecycle.ClaimedJob
     ctx: RunContext
+    #: When this job's last ``logs`` webhook event was queued (they are throttled).
+    logs_event_at: float = 0.0
+
+    def wants_logs_events(self) -> bool:
+        job = self.job
+        return bool(job.webhook_url) and bool(subscribed([WebhookEvent.LOGS], job.webhook_events))
 
 
 class ProviderPool:
@@ -218,6 +225,7 @@ class WorkerPool:
         bus: EventBus,
         metrics: Metrics,
         on_moved: Callable[[lifecycle.Moved], None],
+        on_webhooks: Callable[[], None] = lambda: None,
         models: set[str] | None = None,
     ) -> None:
         self.settings = settings
@@ -227,6 +235,7 @@ class WorkerPool:
         self.bus = bus
         self.metrics = metrics
         self._on_moved = on_moved
+        self._on_webhooks = on_webhooks
         self.only_models = models
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{new_id('w', 8)}"
         self.cpu = CpuBudget(settings.cores)
@@ -270,8 +279,13 @@ class WorkerPool:
         now = time.time()
         if claimed:
             log.debug("claimed %d jobs: %s", len(claimed), " ".join(j.id for j in claimed))
+        starts = {d.prediction_id for d in lifecycle.start_deliveries(claimed)}
         for job in claimed:
-            self._on_moved(lifecycle.Moved(job.id, job.model, JobStatus.PROCESSING, now, None))
+            self._on_moved(
+                lifecycle.Moved(
+                    job.id, job.model, JobStatus.PROCESSING, now, None, int(job.id in starts)
+                )
+            )
         return claimed
 
     async def finish(self, ended: Sequence[tuple[Running, ProviderResult | BaseException]]) -> None:
@@ -323,6 +337,8 @@ class WorkerPool:
         pending = [p for p in pending if p[1] or p[2] is not None]
         if not pending:
             return
+        now = time.time()
+        events = self._logs_events([item for item, logs, _ in pending if logs], now)
         async with self.db.write() as conn:
             await jobs_repo.append_logs(
                 conn, [(item.job.id, ts, line) for item, logs, _ in pending for ts, line in logs]
@@ -331,8 +347,30 @@ class WorkerPool:
                 if progress is not None:
                     await lifecycle.set_progress(conn, item.job.id, item.job.token, progress)
                 changed.append(item.job.id)
+            await webhooks_repo.enqueue(conn, events, now)
         for job_id in changed:
             self.bus.job_changed(job_id)
+        if events:
+            self._on_webhooks()
+
+    def _logs_events(self, logged: list[Running], now: float) -> list[webhooks_repo.NewDelivery]:
+        """``logs`` webhook events for jobs that asked for them, at most one per job per
+        ``webhook_logs_interval`` (lines in between go with the next one's body)."""
+        events = []
+        for item in logged:
+            if not item.wants_logs_events():
+                continue
+            if now - item.logs_event_at < self.settings.webhook_logs_interval:
+                continue
+            item.logs_event_at = now
+            job = item.job
+            assert job.webhook_url is not None
+            events.append(
+                webhooks_repo.NewDelivery(
+                    job.id, job.account_id, WebhookEvent.LOGS, job.webhook_url
+                )
+            )
+        return events
 
     async def _renew(self) -> None:
         tokens = {job_id: item.job.token for job_id, item in self.running.items()}

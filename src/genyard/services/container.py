@@ -18,11 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+import orjson
+
+from genyard.api import render
 from genyard.config import Settings
 from genyard.db.engine import Database
 from genyard.db.migrate import migrate
 from genyard.domain.catalog import BUNDLED_CATALOG_DIR, Catalog
-from genyard.domain.jobs import JobStatus
+from genyard.domain.jobs import Job, JobStatus
 from genyard.errors import Conflict
 from genyard.events.base import EventBus
 from genyard.events.memory import InProcessEventBus
@@ -35,6 +38,8 @@ from genyard.queue.reaper import Reaper
 from genyard.queue.worker import WorkerPool
 from genyard.services.accounts import AccountService
 from genyard.services.predictions import PredictionService
+from genyard.services.webhook_dispatcher import WebhookDispatcher
+from genyard.services.webhooks import WebhookSecrets, WebhookService
 from genyard.storage.local import LocalBlobStore
 from genyard.storage.signing import UrlSigner, public_url_for
 
@@ -93,11 +98,14 @@ class Services:
     predictions: PredictionService
     secret_key: str
     blobs: LocalBlobStore
+    url_guard: UrlGuard
+    webhooks: WebhookService
     run_workers: bool = True
     bootstrap: bool = True
     worker_models: set[str] | None = None
     workers: WorkerPool | None = None
     reaper: Reaper | None = None
+    dispatcher: WebhookDispatcher | None = None
     admin_key_created: str | None = field(default=None, repr=False)
     _data_dir_lock: IO[str] | None = field(default=None, repr=False)
 
@@ -122,6 +130,8 @@ class Services:
         registry = providers or ProviderRegistry.from_entry_points()
         bus: EventBus = InProcessEventBus() if db.is_sqlite else PostgresEventBus(db.url)
         metrics = Metrics()
+        secret_key = resolve_secret_key(settings)
+        url_guard = UrlGuard.from_settings(settings)
         services = cls(
             settings=settings,
             db=db,
@@ -136,11 +146,15 @@ class Services:
                 catalog,
                 registry,
                 bus,
-                UrlGuard.from_settings(settings),
+                url_guard,
                 on_moved=lambda m: services.on_moved(m),
             ),
-            secret_key=resolve_secret_key(settings),
+            secret_key=secret_key,
             blobs=LocalBlobStore(settings.resolved_files_dir),
+            url_guard=url_guard,
+            webhooks=WebhookService(
+                db, WebhookSecrets(db, secret_key), wake=lambda: services.wake_dispatcher()
+            ),
             run_workers=run_workers,
             bootstrap=bootstrap,
             worker_models=worker_models,
@@ -159,6 +173,18 @@ class Services:
         if moved.status is JobStatus.PENDING:
             self.bus.work_available(moved.model)
         self.bus.job_changed(moved.job_id, terminal=moved.status.is_terminal())
+        if moved.webhooks:
+            self.wake_dispatcher()
+
+    def wake_dispatcher(self) -> None:
+        """Deliveries were queued: a dispatcher in this process sends them now (others
+        find them at their next poll)."""
+        if self.dispatcher is not None:
+            self.dispatcher.wake()
+
+    def render_webhook_body(self, job: Job) -> bytes:
+        """A webhook's body: the prediction as ``GET /v1/predictions/{id}`` returns it."""
+        return orjson.dumps(render.prediction(job, self.settings.resolved_public_url))
 
     def files_url(self, key: str, public: bool = False, *, expires_in: int | None = None) -> str:
         """A URL for a stored object: permanent for a public one, else signed and valid
@@ -190,18 +216,25 @@ class Services:
         )
         if self.db.is_sqlite:
             await self.reaper.reap(expired_before=float("inf"))
+        self.dispatcher = WebhookDispatcher(
+            self.settings, self.db, self.url_guard, self.webhooks.secrets,
+            self.render_webhook_body, self.metrics,
+        )  # fmt: skip
         self.workers = WorkerPool(
             self.settings, self.db, self.catalog, self.providers, self.bus, self.metrics,
-            on_moved=self.on_moved, models=self.worker_models,
+            on_moved=self.on_moved, on_webhooks=self.wake_dispatcher, models=self.worker_models,
         )  # fmt: skip
         self.workers.start()
         self.reaper.start()
+        self.dispatcher.start()
 
     async def stop(self) -> None:
         if self.reaper:
             await self.reaper.stop()
         if self.workers:
             await self.workers.stop(self.settings.shutdown_grace)
+        if self.dispatcher:
+            await self.dispatcher.stop(self.settings.shutdown_grace)
         if self._data_dir_lock is not None:
             self._data_dir_lock.close()
             self._data_dir_lock = None

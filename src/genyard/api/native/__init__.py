@@ -1,8 +1,8 @@
-"""The native face: /v1/predictions, /v1/models, /v1/account, /v1/keys."""
+"""The native face: /v1/predictions, /v1/models, /v1/account, /v1/keys, /v1/webhooks."""
 
 from fastapi import APIRouter
 
-from genyard.api.native import account, models, predictions, stream
+from genyard.api.native import account, models, predictions, stream, webhooks
 
 
 def router() -> APIRouter:
@@ -13,4 +13,5 @@ def router() -> APIRouter:
     root.include_router(stream.router)
     root.include_router(models.router)
     root.include_router(account.router)
+    root.include_router(webhooks.router)
     return root
