@@ -53,6 +53,14 @@ async def test_get_one_model_with_schema_limits_and_example(api: Api) -> None:
     assert model["input_schema"]["required"] == ["text"]
     assert model["capabilities"]["dimensions"] == 384
     assert model["limits"] == {"timeout": 120, "queue_timeout": 600, "max_input_bytes": 1048576}
+    assert model["pricing"] == {
+        "rule": "per_token",
+        "input_price": 0.002,
+        "output_price": 0.0,
+        "per": 1000,
+        "input_field": "text",
+        "overhead_tokens": 8,
+    }
     assert model["default_for"] == ["embedding"]
     assert model["available"] is True
     assert model["example"]["input"] == entry.example_input

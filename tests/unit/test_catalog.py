@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from genyard.domain.catalog import BUNDLED_CATALOG_DIR, Catalog, CatalogError, Limits
+from genyard.domain.pricing import FREE, charge, estimate
 
 E5 = "intfloat/multilingual-e5-small"
 
@@ -134,6 +135,46 @@ def test_diagnostic_entries_in_a_user_directory_are_hidden_too(tmp_path: Path) -
     assert Catalog.load([tmp_path], include_diagnostic=True).get("acme/diag") is not None
 
 
+def test_bundled_models_are_priced() -> None:
+    catalog = Catalog.load([BUNDLED_CATALOG_DIR], include_diagnostic=True)
+    e5 = catalog.get(E5)
+    assert e5 is not None
+    assert (e5.pricing.rule, e5.pricing.per, e5.pricing.input_price) == ("per_token", 1000, 2000)
+    # "Hello" is 5 bytes, "안녕" 6: each plus 8 overhead tokens, at 2 micro-credits a token
+    inp = {"text": ["Hello", "안녕"]}
+    assert estimate(e5.pricing, inp).total == (5 + 8 + 6 + 8) * 2
+    assert charge(e5.pricing, inp, {"input_tokens": 10, "items": 2}).total == 20
+    diagnostic = catalog.get("genyard/diagnostic")
+    assert diagnostic is not None
+    assert estimate(diagnostic.pricing, {"mode": "echo"}).total == 10_000
+    assert charge(diagnostic.pricing, {"mode": "echo"}, {"items": 1}).total == 10_000
+
+
+def test_an_entry_without_pricing_is_free(tmp_path: Path) -> None:
+    model_file(tmp_path, "a.toml", "acme/free")
+    entry = Catalog.load([tmp_path]).get("acme/free")
+    assert entry is not None and entry.pricing == FREE
+    assert estimate(entry.pricing, {"prompt": "x"}).total == 0
+
+
+def test_pricing_is_parsed_at_load(tmp_path: Path) -> None:
+    text = GOOD.format(id="acme/img", type="image", provider="p", description="")
+    text += (
+        '\n[model.pricing]\nrule = "per_request"\nprice = 2.5\n'
+        '[model.pricing.multipliers.prompt]\n"hard" = 2\n'
+    )
+    write(tmp_path, "img.toml", text)
+    entry = Catalog.load([tmp_path]).get("acme/img")
+    assert entry is not None
+    assert entry.pricing.price == 2_500_000
+    assert estimate(entry.pricing, {"prompt": "hard"}).total == 5_000_000
+    assert entry.pricing.to_dict() == {
+        "rule": "per_request",
+        "price": 2.5,
+        "multipliers": {"prompt": {"hard": 2}},
+    }
+
+
 def test_only_toml_files_are_read(tmp_path: Path) -> None:
     write(tmp_path, "notes.md", "not a model")
     write(tmp_path, "model.toml.bak", "broken [[[")
@@ -190,6 +231,30 @@ BAD_FILES = {
         '[model]\nid = "a/b"\ntype = "text"\nprovider = "p"\n'
         'input_schema = { type = "object", properties = { x = { type = "strnig" } } }\n',
         "is not valid JSON Schema",
+    ),
+    "unknown pricing rule": (
+        '[model]\nid = "a/b"\ntype = "text"\nprovider = "p"\n'
+        'input_schema = { type = "object", properties = { n = { type = "integer" } } }\n'
+        'pricing = { rule = "per_vibe" }\n',
+        "model.pricing.rule 'per_vibe' is not one of",
+    ),
+    "negative price": (
+        '[model]\nid = "a/b"\ntype = "text"\nprovider = "p"\n'
+        'input_schema = { type = "object", properties = { n = { type = "integer" } } }\n'
+        'pricing = { rule = "per_request", price = -1 }\n',
+        "model.pricing.price must not be negative",
+    ),
+    "multiplier on a field the schema lacks": (
+        '[model]\nid = "a/b"\ntype = "text"\nprovider = "p"\n'
+        'input_schema = { type = "object", properties = { n = { type = "integer" } } }\n'
+        'pricing = { rule = "per_request", multipliers = { quality = { high = 2 } } }\n',
+        "model.pricing.multipliers.quality: the input_schema has no field 'quality'",
+    ),
+    "pricing that is not a table": (
+        '[model]\nid = "a/b"\ntype = "text"\nprovider = "p"\n'
+        'input_schema = { type = "object", properties = { n = { type = "integer" } } }\n'
+        'pricing = "cheap"\n',
+        "model.pricing must be a table",
     ),
 }
 

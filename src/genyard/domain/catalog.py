@@ -3,7 +3,8 @@
 A file holds one ``[model]`` table (see ``src/genyard/catalog/*.toml`` and
 docs/catalog.md). The bundled directory is read first, then ``GENYARD_CATALOG_DIR``,
 whose entries replace bundled ones with the same id. ``defaults.toml`` names the
-default model per type and, optionally, per language.
+default model per type and, optionally, per language. ``[model.pricing]`` is checked
+and parsed here, once (domain/pricing.py); an entry without one is free.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
+
+from genyard.domain.pricing import FREE, Pricing, PricingError, parse_pricing
 
 BUNDLED_CATALOG_DIR = Path(__file__).resolve().parent.parent / "catalog"
 
@@ -67,7 +70,7 @@ class ModelEntry:
     languages: tuple[str, ...] = ()
     settings: dict[str, Any] = field(default_factory=dict)
     capabilities: dict[str, Any] = field(default_factory=dict)
-    pricing: dict[str, Any] = field(default_factory=dict)
+    pricing: Pricing = FREE
     limits: Limits = field(default_factory=Limits)
     example_input: dict[str, Any] = field(default_factory=dict)
     diagnostic: bool = False
@@ -111,6 +114,12 @@ def _parse_entry(path: Path, data: dict[str, Any]) -> ModelEntry:
         value = getattr(limits, name)
         if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
             raise CatalogError(f"{path}: model.limits.{name} must be a positive number")
+    pricing = FREE
+    if "pricing" in model:
+        try:
+            pricing = parse_pricing(model["pricing"], schema)
+        except PricingError as exc:
+            raise CatalogError(f"{path}: {exc}") from None
     return ModelEntry(
         id=model_id,
         type=str(model["type"]),
@@ -120,7 +129,7 @@ def _parse_entry(path: Path, data: dict[str, Any]) -> ModelEntry:
         languages=tuple(model.get("languages", ())),
         settings=dict(model.get("settings", {})),
         capabilities=dict(model.get("capabilities", {})),
-        pricing=dict(model.get("pricing", {})),
+        pricing=pricing,
         limits=limits,
         example_input=dict(model.get("example_input", {})),
         diagnostic=bool(model.get("diagnostic", False)),

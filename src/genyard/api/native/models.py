@@ -80,7 +80,7 @@ async def get_model(
         {
             "input_schema": entry.input_schema,
             "capabilities": entry.capabilities,
-            "pricing": entry.pricing,
+            "pricing": entry.pricing.to_dict(),
             "limits": {
                 "timeout": entry.limits.timeout,
                 "queue_timeout": entry.limits.queue_timeout,
