@@ -17,6 +17,8 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
+from genyard.domain.files import FileField, file_fields, marker_errors
+
 BUNDLED_CATALOG_DIR = Path(__file__).resolve().parent.parent / "catalog"
 
 MODEL_TYPES = frozenset(
@@ -71,6 +73,8 @@ class ModelEntry:
     limits: Limits = field(default_factory=Limits)
     example_input: dict[str, Any] = field(default_factory=dict)
     diagnostic: bool = False
+    #: The input's file fields by name (``x-genyard-file``, see :mod:`genyard.domain.files`).
+    files: dict[str, FileField] = field(default_factory=dict)
 
     @property
     def owner(self) -> str:
@@ -103,6 +107,9 @@ def _parse_entry(path: Path, data: dict[str, Any]) -> ModelEntry:
         raise CatalogError(
             f"{path}: model.input_schema is not valid JSON Schema: {exc.message}"
         ) from None
+    problems = marker_errors(schema)
+    if problems:
+        raise CatalogError(f"{path}: model." + "; model.".join(problems))
     try:
         limits = Limits(**model.get("limits", {}))
     except TypeError as exc:
@@ -124,6 +131,7 @@ def _parse_entry(path: Path, data: dict[str, Any]) -> ModelEntry:
         limits=limits,
         example_input=dict(model.get("example_input", {})),
         diagnostic=bool(model.get("diagnostic", False)),
+        files=file_fields(schema),
     )
 
 
