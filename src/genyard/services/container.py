@@ -13,7 +13,6 @@ import logging
 import os
 import secrets
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -34,9 +33,11 @@ from genyard.queue.lifecycle import Moved
 from genyard.queue.reaper import Reaper
 from genyard.queue.worker import WorkerPool
 from genyard.services.accounts import AccountService
+from genyard.services.file_links import FileLinks
+from genyard.services.files import FileService
 from genyard.services.predictions import PredictionService
 from genyard.storage.local import LocalBlobStore
-from genyard.storage.signing import UrlSigner, public_url_for
+from genyard.storage.sweeper import FileSweeper
 
 log = logging.getLogger(__name__)
 ADMIN_KEY_FILE = "admin-key"
@@ -93,11 +94,13 @@ class Services:
     predictions: PredictionService
     secret_key: str
     blobs: LocalBlobStore
+    files: FileService
     run_workers: bool = True
     bootstrap: bool = True
     worker_models: set[str] | None = None
     workers: WorkerPool | None = None
     reaper: Reaper | None = None
+    sweeper: FileSweeper | None = None
     admin_key_created: str | None = field(default=None, repr=False)
     _data_dir_lock: IO[str] | None = field(default=None, repr=False)
 
@@ -122,6 +125,11 @@ class Services:
         registry = providers or ProviderRegistry.from_entry_points()
         bus: EventBus = InProcessEventBus() if db.is_sqlite else PostgresEventBus(db.url)
         metrics = Metrics()
+        secret_key = resolve_secret_key(settings)
+        blobs = LocalBlobStore(settings.resolved_files_dir)
+        guard = UrlGuard.from_settings(settings)
+        links = FileLinks.from_settings(settings, secret_key, catalog)
+        files = FileService(settings, blobs, links, guard)
         services = cls(
             settings=settings,
             db=db,
@@ -136,11 +144,13 @@ class Services:
                 catalog,
                 registry,
                 bus,
-                UrlGuard.from_settings(settings),
+                guard,
+                files,
                 on_moved=lambda m: services.on_moved(m),
             ),
-            secret_key=resolve_secret_key(settings),
-            blobs=LocalBlobStore(settings.resolved_files_dir),
+            secret_key=secret_key,
+            blobs=blobs,
+            files=files,
             run_workers=run_workers,
             bootstrap=bootstrap,
             worker_models=worker_models,
@@ -159,16 +169,6 @@ class Services:
         if moved.status is JobStatus.PENDING:
             self.bus.work_available(moved.model)
         self.bus.job_changed(moved.job_id, terminal=moved.status.is_terminal())
-
-    def files_url(self, key: str, public: bool = False, *, expires_in: int | None = None) -> str:
-        """A URL for a stored object: permanent for a public one, else signed and valid
-        for ``expires_in`` seconds (default ``signed_url_seconds``)."""
-        base = self.settings.resolved_public_url
-        if public:
-            return public_url_for(base, key)
-        seconds = self.settings.signed_url_seconds if expires_in is None else expires_in
-        expires_at = int(time.time()) + seconds
-        return UrlSigner(self.secret_key).signed_url(base, key, expires_at)
 
     async def start(self) -> None:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -192,12 +192,21 @@ class Services:
             await self.reaper.reap(expired_before=float("inf"))
         self.workers = WorkerPool(
             self.settings, self.db, self.catalog, self.providers, self.bus, self.metrics,
-            on_moved=self.on_moved, models=self.worker_models,
+            on_moved=self.on_moved, models=self.worker_models, files=self.files,
         )  # fmt: skip
         self.workers.start()
         self.reaper.start()
+        if self.settings.files_retention_days > 0:
+            self.sweeper = FileSweeper(
+                self.blobs,
+                retention_days=self.settings.files_retention_days,
+                interval=self.settings.files_sweep_interval,
+            )
+            self.sweeper.start()
 
     async def stop(self) -> None:
+        if self.sweeper:
+            await self.sweeper.stop()
         if self.reaper:
             await self.reaper.stop()
         if self.workers:
