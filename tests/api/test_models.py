@@ -82,6 +82,7 @@ async def test_unavailable_and_test_models_show_their_details(api: Api) -> None:
     assert fast["limits"] == {"timeout": 0.5, "queue_timeout": 1, "max_input_bytes": 2048}
     assert fast["input_schema"]["properties"]["mode"]["enum"] == [
         "echo",
+        "files",
         "sleep",
         "progress",
         "fail",
