@@ -107,12 +107,16 @@ async def test_public_url_serves_only_public_objects(api: Api) -> None:
     r = await api.anon.get(path_of(api.services.files.links.url(private_key, public=True)))
     assert_error(r, 401, "unauthorized")  # a private object needs its signed URL
     # the private one is still served by its signed URL
-    assert (await api.anon.get(path_of(api.services.files.links.url(private_key)))).status_code == 200
+    assert (
+        await api.anon.get(path_of(api.services.files.links.url(private_key)))
+    ).status_code == 200
 
 
 async def test_unknown_keys_are_404(api: Api) -> None:
     missing = make_key("tests", "missing.png")
-    assert_error(await api.anon.get(path_of(api.services.files.links.url(missing))), 404, "not_found")
+    assert_error(
+        await api.anon.get(path_of(api.services.files.links.url(missing))), 404, "not_found"
+    )
     # without a signature, a missing object looks like a private one: nothing revealed
     assert_error(await api.anon.get(f"/v1/files/{missing}"), 401, "unauthorized")
     key = await stored(api, public=True)
