@@ -254,8 +254,9 @@ def parse_data_uri(value: str, max_bytes: int | None = None) -> DataUri:
     payload = match["data"]
     if is_base64:
         payload = "".join(payload.split())
-        if max_bytes is not None and len(payload) * 3 // 4 - 2 > max_bytes:
-            raise InvalidFile(f"the file is larger than {max_bytes} bytes")
+        size = len(payload) * 3 // 4 - payload[-2:].count("=")  # before decoding
+        if max_bytes is not None and size > max_bytes:
+            raise InvalidFile(f"the file is {size} bytes; at most {max_bytes}")
         try:
             data = base64.b64decode(payload, validate=True)
         except (binascii.Error, ValueError):

@@ -104,8 +104,7 @@ class LocalBlobStore:
 
     def _delete_older_than(self, cutoff: float) -> int:
         """Objects whose metadata was written before ``cutoff`` go (metadata first, as in
-        ``_delete``); then temp files and empty folders older than ``cutoff`` (a folder a
-        write just made is new, so a concurrent ``put`` never loses its parent)."""
+        ``_delete``); then temp files and empty folders older than ``cutoff``."""
         meta_root = self.root / META
         removed = 0
         for directory, _, names in os.walk(meta_root):
@@ -157,11 +156,17 @@ class LocalBlobStore:
 
 
 def _remove_empty_dirs(root: Path, cutoff: float) -> None:
-    """Remove folders under ``root`` (not ``root``) that are empty and older than ``cutoff``."""
-    for directory, _, _ in sorted(os.walk(root), key=lambda w: -len(w[0])):
+    """Remove folders under ``root`` (not ``root``) that are empty and were last changed
+    before ``cutoff``, deepest first. Their times are read before anything is removed,
+    so a folder emptied by this pass goes too, and one a write creates meanwhile (new,
+    or no longer empty) stays."""
+    changed: list[tuple[Path, float]] = []
+    for directory, _, _ in os.walk(root):
         path = Path(directory)
-        if path == root:
-            continue
-        with contextlib.suppress(OSError):  # not empty, gone, or in use
-            if path.stat().st_mtime < cutoff:
+        with contextlib.suppress(FileNotFoundError):
+            if path != root:
+                changed.append((path, path.stat().st_mtime))
+    for path, mtime in sorted(changed, key=lambda item: -len(item[0].parts)):
+        if mtime < cutoff:
+            with contextlib.suppress(OSError):  # not empty, or gone
                 path.rmdir()
