@@ -36,7 +36,7 @@ from genyard.providers.base import BatchProvider, Provider, ProviderResult, RunC
 from genyard.providers.registry import ProviderRegistry
 from genyard.queue import lifecycle
 from genyard.queue.budget import CpuBudget
-from genyard.services.files import FileService
+from genyard.services.files import FileService, has_files
 
 log = logging.getLogger(__name__)
 FLUSH_SECONDS = 0.5
@@ -163,7 +163,7 @@ class ProviderPool:
         """Each job's input with its files read; a job whose files cannot be read ends
         here (``invalid_input``), alone: the others still run."""
         inputs: list[dict[str, Any]] = [orjson.loads(item.job.input) for item in running]
-        if not entry.files:
+        if not any(has_files(entry, i) for i in inputs):
             return running, inputs
         opened = await asyncio.gather(
             *(self.workers.files.open_inputs(entry, i) for i in inputs), return_exceptions=True

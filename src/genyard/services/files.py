@@ -153,6 +153,8 @@ class FileService:
             for index, value in list(field_values(fld, input)):
                 label = field_label(fld.name, index)
                 upload = (uploads or {}).get((fld.name, index))
+                if upload is None and not isinstance(value, str):
+                    continue  # the schema (a string, always) has named it already
                 try:
                     if upload is not None:
                         self._take_upload(prepared, fld, index, upload)
@@ -271,7 +273,7 @@ class FileService:
     async def open_inputs(self, entry: ModelEntry, input: dict[str, Any]) -> dict[str, Any]:
         """The input with each file value read into an :class:`InputFile`; raises
         :class:`InvalidInput` naming the field when one cannot be read."""
-        if not entry.files:
+        if not has_files(entry, input):
             return input
         opened = dict(input)
         for fld in entry.files.values():
@@ -342,6 +344,11 @@ class FileService:
             await self.discard(keys)
             raise
         return replaced, keys
+
+
+def has_files(entry: ModelEntry, input: dict[str, Any]) -> bool:
+    """Whether ``input`` gives any of the model's file fields a value."""
+    return any(input.get(name) is not None for name in entry.files)
 
 
 def _check_fits(spec: FileSpec, limit: int, size: int, content_type: str) -> None:
