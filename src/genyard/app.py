@@ -12,6 +12,7 @@ from genyard import __version__
 from genyard.api import files, native, ops
 from genyard.api.errors import install_error_handlers
 from genyard.api.middleware import RequestContextMiddleware
+from genyard.api.native.upload import UPLOAD_PATH
 from genyard.config import Settings
 from genyard.services.container import Services
 
@@ -39,6 +40,9 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(files.router)
     app.include_router(ops.router)
     app.add_middleware(
-        RequestContextMiddleware, metrics=services.metrics, max_body_bytes=settings.max_body_bytes
+        RequestContextMiddleware,
+        metrics=services.metrics,
+        max_body_bytes=settings.max_body_bytes,
+        body_limits={UPLOAD_PATH: settings.max_upload_bytes},
     )
     return app

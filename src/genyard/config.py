@@ -53,6 +53,29 @@ class Settings(BaseSettings):
         description="How long a signed file URL (`/v1/files/<key>?expires=...&signature=...`) "
         "stays valid, in seconds.",
     )
+    max_input_file_bytes: int = Field(
+        default=50 * 1024 * 1024,
+        ge=1,
+        description="Largest file a file input takes (a data URI, an upload, a stored file or "
+        "a fetched URL) when the model's `x-genyard-file` marker sets no `max_bytes`.",
+    )
+    max_upload_bytes: int = Field(
+        default=100 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body of `POST /v1/predictions/upload` (multipart, all "
+        "files together); larger answers 413. Other routes use `GENYARD_MAX_BODY_BYTES`.",
+    )
+    files_retention_days: float = Field(
+        default=0.0,
+        ge=0,
+        description="Delete stored files (inputs and outputs) this many days after they were "
+        "stored; `0` keeps them forever. Processes that run workers sweep.",
+    )
+    files_sweep_interval: float = Field(
+        default=3600.0,
+        gt=0,
+        description="Seconds between sweeps for files past `GENYARD_FILES_RETENTION_DAYS`.",
+    )
     worker_concurrency: int | None = Field(
         default=None,
         ge=1,
@@ -61,8 +84,8 @@ class Settings(BaseSettings):
     )
     diagnostic_models: bool = Field(
         default=False,
-        description="Enable the `genyard/diagnostic` model (modes sleep, fail, crash, echo, "
-        "progress) for tests and benchmarks. `crash` kills the worker process (under "
+        description="Enable the `genyard/diagnostic` model (modes echo, files, sleep, "
+        "progress, fail, crash) for tests and benchmarks. `crash` kills the worker process (under "
         "`genyard serve`, the whole server).",
     )
     catalog_dir: Path | None = Field(
@@ -111,7 +134,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=10 * 1024 * 1024,
         ge=1024,
-        description="Largest request body accepted; larger answers 413.",
+        description="Largest request body accepted (except uploads, see "
+        "`GENYARD_MAX_UPLOAD_BYTES`); larger answers 413.",
     )
     outbound_allowlist: str = Field(
         default="",

@@ -29,6 +29,8 @@ from genyard.services.container import Services
 
 DIAGNOSTIC = "genyard/diagnostic"
 FAST = "genyard/diagnostic-fast"
+PICTURES = "genyard/pictures"
+PICTURES_MAX_BYTES = 64
 ABSENT = "acme/absent"
 E5 = "intfloat/multilingual-e5-small"
 FAST_MAX_INPUT_BYTES = 2048
@@ -36,7 +38,8 @@ TERMINAL = ("succeeded", "failed", "canceled")
 
 
 def write_test_catalog(directory: Path) -> Path:
-    """A user catalog: a diagnostic copy with tiny limits, and a model nobody can run."""
+    """A user catalog: a diagnostic copy with tiny limits, a diagnostic model with strict
+    file fields, and a model nobody can run."""
     directory.mkdir(parents=True, exist_ok=True)
     bundled = (BUNDLED_CATALOG_DIR / "diagnostic.toml").read_text()
     fast = bundled.replace('id = "genyard/diagnostic"', f'id = "{FAST}"').replace(
@@ -45,6 +48,37 @@ def write_test_catalog(directory: Path) -> Path:
     )
     assert FAST in fast and "timeout = 0.5" in fast, "diagnostic.toml changed shape"
     (directory / "diagnostic-fast.toml").write_text(fast)
+    (directory / "pictures.toml").write_text(
+        f"""
+[model]
+id = "{PICTURES}"
+type = "image"
+provider = "diagnostic"
+description = "Strict file fields: one PNG mask, up to 3 images; {PICTURES_MAX_BYTES} bytes each."
+
+[model.input_schema]
+type = "object"
+additionalProperties = false
+
+[model.input_schema.properties.mode]
+type = "string"
+enum = ["echo", "files"]
+default = "files"
+
+[model.input_schema.properties.mask]
+type = "string"
+format = "uri"
+"x-genyard-file" = {{ accept = ["image/png"], max_bytes = {PICTURES_MAX_BYTES} }}
+
+[model.input_schema.properties.input_images]
+type = "array"
+maxItems = 3
+[model.input_schema.properties.input_images.items]
+type = "string"
+format = "uri"
+"x-genyard-file" = {{ accept = ["image/*"], max_bytes = {PICTURES_MAX_BYTES} }}
+"""
+    )
     (directory / "absent.toml").write_text(
         f"""
 [model]

@@ -14,7 +14,7 @@ import httpx
 
 from genyard.domain.accounts import Scope
 
-from .support import ABSENT, DIAGNOSTIC, FAST, FAST_MAX_INPUT_BYTES, ApiFactory
+from .support import ABSENT, DIAGNOSTIC, E5, FAST, FAST_MAX_INPUT_BYTES, ApiFactory
 
 MAX_BODY = 16 * 1024
 PENDING_CAP = 6
@@ -93,9 +93,9 @@ async def test_every_error_path_of_the_native_face(make_api: ApiFactory) -> None
         assert named_fields(err["details"]) == {"input.mode", "input.seconds", "input.bogus"}
         for name in ("input.mode", "input.seconds", "input.bogus"):
             assert name in err["message"]
-        r = await post({"model": DIAGNOSTIC, "input": {}})
-        err = expect_error(r, 400, "invalid_request", "input.mode")
-        assert err["details"]["errors"] == [{"field": "input.mode", "message": "is required"}]
+        r = await post({"model": E5, "input": {}})
+        err = expect_error(r, 400, "invalid_request", "input.text")
+        assert err["details"]["errors"] == [{"field": "input.text", "message": "is required"}]
 
         # --- sizes -----------------------------------------------------------------------
         big = {"model": FAST, "input": {"mode": "echo", "payload": "x" * FAST_MAX_INPUT_BYTES}}

@@ -36,7 +36,7 @@ async def stored(api: Api, *, public: bool = False, content_type: str = "image/p
 
 async def test_signed_url_serves_the_exact_bytes_without_an_api_key(api: Api) -> None:
     key = await stored(api)
-    url = api.services.files_url(key)
+    url = api.services.files.links.url(key)
     assert url.startswith(api.settings.resolved_public_url + f"/v1/files/{key}?expires=")
     r = await api.anon.get(path_of(url))
     assert r.status_code == 200, r.text
@@ -50,7 +50,7 @@ async def test_signed_url_serves_the_exact_bytes_without_an_api_key(api: Api) ->
 
 async def test_stored_content_type_is_served_as_is(api: Api) -> None:
     key = await stored(api, content_type="text/plain; charset=latin-1")
-    r = await api.anon.get(path_of(api.services.files_url(key)))
+    r = await api.anon.get(path_of(api.services.files.links.url(key)))
     assert r.status_code == 200
     assert r.headers["content-type"] == "text/plain; charset=latin-1"
 
@@ -67,7 +67,7 @@ async def test_missing_signature_is_401(api: Api) -> None:
 async def test_tampered_urls_are_403(api: Api) -> None:
     key = await stored(api)
     other = await stored(api)
-    url = path_of(api.services.files_url(key))
+    url = path_of(api.services.files.links.url(key))
     path, query = url.split("?")
     params = parse_qs(query)
     expires, sig = params["expires"][0], params["signature"][0]
@@ -90,29 +90,33 @@ async def test_expired_url_is_403(api: Api) -> None:
     r = await api.anon.get(f"/v1/files/{key}?expires={past}&signature={sig}")
     assert_error(r, 403, "forbidden")
     assert "expired" in r.json()["error"]["message"]
-    expired = api.services.files_url(key, expires_in=-1)
+    expired = api.services.files.links.url(key, expires_in=-1)
     assert_error(await api.anon.get(path_of(expired)), 403, "forbidden")
 
 
 async def test_public_url_serves_only_public_objects(api: Api) -> None:
     public_key = await stored(api, public=True)
     private_key = await stored(api)
-    url = api.services.files_url(public_key, public=True)
+    url = api.services.files.links.url(public_key, public=True)
     assert url == f"{api.settings.resolved_public_url}/v1/files/{public_key}"
     r = await api.anon.get(path_of(url))
     assert r.status_code == 200
     assert r.content == PNG
     assert r.headers["content-type"] == "image/png"
     assert r.headers["x-content-type-options"] == "nosniff"
-    r = await api.anon.get(path_of(api.services.files_url(private_key, public=True)))
+    r = await api.anon.get(path_of(api.services.files.links.url(private_key, public=True)))
     assert_error(r, 401, "unauthorized")  # a private object needs its signed URL
     # the private one is still served by its signed URL
-    assert (await api.anon.get(path_of(api.services.files_url(private_key)))).status_code == 200
+    assert (
+        await api.anon.get(path_of(api.services.files.links.url(private_key)))
+    ).status_code == 200
 
 
 async def test_unknown_keys_are_404(api: Api) -> None:
     missing = make_key("tests", "missing.png")
-    assert_error(await api.anon.get(path_of(api.services.files_url(missing))), 404, "not_found")
+    assert_error(
+        await api.anon.get(path_of(api.services.files.links.url(missing))), 404, "not_found"
+    )
     # without a signature, a missing object looks like a private one: nothing revealed
     assert_error(await api.anon.get(f"/v1/files/{missing}"), 401, "unauthorized")
     key = await stored(api, public=True)

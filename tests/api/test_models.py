@@ -7,14 +7,14 @@ import shlex
 
 from genyard.domain.catalog import BUNDLED_CATALOG_DIR, Catalog
 
-from .support import ABSENT, DIAGNOSTIC, E5, FAST, Api, ApiFactory
+from .support import ABSENT, DIAGNOSTIC, E5, FAST, PICTURES, Api, ApiFactory
 
 
 async def test_list_models_with_availability(api: Api) -> None:
     r = await api.client.get("/v1/models")
     assert r.status_code == 200
     models = {m["id"]: m for m in r.json()["data"]}
-    assert set(models) == {E5, DIAGNOSTIC, FAST, ABSENT}
+    assert set(models) == {E5, DIAGNOSTIC, FAST, PICTURES, ABSENT}
     e5 = models[E5]
     assert e5 == {
         "id": E5,
@@ -90,6 +90,7 @@ async def test_unavailable_and_test_models_show_their_details(api: Api) -> None:
     assert fast["limits"] == {"timeout": 0.5, "queue_timeout": 1, "max_input_bytes": 2048}
     assert fast["input_schema"]["properties"]["mode"]["enum"] == [
         "echo",
+        "files",
         "sleep",
         "progress",
         "fail",

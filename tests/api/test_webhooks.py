@@ -5,10 +5,12 @@ log, redelivery, secret rotation, HTTPS with a private CA, and refusals at deliv
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 import pytest
@@ -323,3 +325,24 @@ async def test_the_secret_needs_the_write_scope(hook_api: Api) -> None:
     assert r.status_code == 403
     r = await hook_api.client.post("/v1/webhooks/secret/rotate", headers=hook_api.auth(reader))
     assert r.status_code == 403
+
+
+async def test_file_urls_in_a_webhook_body_are_signed_and_serve_the_bytes(
+    hook_api: Api, receiver: Receiver
+) -> None:
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(64))
+    uri = "data:image/png;base64," + base64.b64encode(png).decode()
+    job = await hook_api.predict(
+        DIAGNOSTIC, {"mode": "files", "input_images": [uri]}, webhook=receiver.url()
+    )
+    [request] = await receiver.wait_for(1)
+    body = verify(await secret(hook_api), request)
+    assert body["id"] == job["id"] and body["status"] == "succeeded"
+    [output_url] = body["output"]
+    [input_url] = body["input"]["input_images"]
+    for url in (output_url, input_url):
+        assert "signature=" in url
+        parts = urlsplit(url)
+        served = await hook_api.anon.get(f"{parts.path}?{parts.query}")
+        assert served.status_code == 200, served.text
+        assert served.content == png

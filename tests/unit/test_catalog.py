@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from genyard.domain.catalog import BUNDLED_CATALOG_DIR, Catalog, CatalogError, Limits
+from genyard.domain.files import FileField, FileSpec
 from genyard.domain.pricing import FREE, charge, estimate
 
 E5 = "intfloat/multilingual-e5-small"
@@ -257,6 +258,55 @@ BAD_FILES = {
         "model.pricing must be a table",
     ),
 }
+
+FILE_FIELD = (
+    '[model]\nid = "a/b"\ntype = "image"\nprovider = "p"\n'
+    '[model.input_schema]\ntype = "object"\n[model.input_schema.properties.image]\n'
+)
+BAD_FILES |= {
+    "file marker with a bad accept": (
+        FILE_FIELD + 'type = "string"\nformat = "uri"\n"x-genyard-file" = { accept = ["png"] }\n',
+        "model.input_schema.properties.image.x-genyard-file: accept: 'png' is not a media type",
+    ),
+    "file marker with a bad size": (
+        FILE_FIELD + 'type = "string"\nformat = "uri"\n"x-genyard-file" = { max_bytes = -1 }\n',
+        "model.input_schema.properties.image.x-genyard-file: max_bytes must be a positive",
+    ),
+    "file marker on a non-uri string": (
+        FILE_FIELD + 'type = "string"\n"x-genyard-file" = {}\n',
+        "model.input_schema.properties.image.x-genyard-file: a file field must be",
+    ),
+    "file marker on a list instead of its items": (
+        FILE_FIELD + 'type = "array"\nitems = { type = "string", format = "uri" }\n'
+        '"x-genyard-file" = {}\n',
+        "model.input_schema.properties.image.x-genyard-file: a file field must be",
+    ),
+}
+
+
+def test_file_fields_are_read_from_the_markers(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "files.toml",
+        FILE_FIELD + 'type = "string"\nformat = "uri"\n'
+        '"x-genyard-file" = { accept = ["image/*"], max_bytes = 1000 }\n'
+        '[model.input_schema.properties.more]\ntype = "array"\n'
+        'items = { type = "string", format = "uri", "x-genyard-file" = {} }\n',
+    )
+    entry = Catalog.load([tmp_path]).get("a/b")
+    assert entry is not None
+    assert entry.files == {
+        "image": FileField("image", FileSpec(("image/*",), 1000)),
+        "more": FileField("more", FileSpec(("*/*",), None), many=True),
+    }
+    bundled = Catalog.load([BUNDLED_CATALOG_DIR], include_diagnostic=True)
+    diagnostic = bundled.get("genyard/diagnostic")
+    assert diagnostic is not None
+    assert diagnostic.files == {
+        "input_images": FileField("input_images", FileSpec(("*/*",), 20 * 1024 * 1024), True)
+    }
+    e5 = bundled.get(E5)
+    assert e5 is not None and e5.files == {}
 
 
 @pytest.mark.parametrize("case", sorted(BAD_FILES))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from genyard.storage import (
     InvalidKey,
     InvalidSignature,
     LocalBlobStore,
+    OwnerTags,
     StoredObject,
     UrlSigner,
     make_key,
@@ -21,6 +23,7 @@ from genyard.storage import (
     validate_key,
 )
 from genyard.storage.keys import MAX_FILENAME_LENGTH, MAX_FOLDER_LENGTH, InvalidContentType
+from genyard.storage.sweeper import FileSweeper
 
 # -- keys ------------------------------------------------------------------------------
 
@@ -221,6 +224,76 @@ async def test_a_symlink_out_of_the_root_is_refused(store: LocalBlobStore, tmp_p
     assert list(outside.iterdir()) == []
 
 
+async def test_stat_gives_the_metadata_without_the_bytes(store: LocalBlobStore) -> None:
+    key = make_key("outputs", "a.png")
+    await store.put(key, b"12345", "image/png", public=True)
+    assert await store.stat(key) == StoredObject(key, 5, "image/png", public=True)
+    with pytest.raises(BlobNotFound):
+        await store.stat(make_key("outputs", "b.png"))
+
+
+def age(store: LocalBlobStore, key: str, seconds: float) -> None:
+    """Make ``key`` look stored ``seconds`` ago."""
+    then = time.time() - seconds
+    os.utime(store.meta_path(key), (then, then))
+
+
+async def test_delete_older_than_removes_only_old_objects(store: LocalBlobStore) -> None:
+    old = [make_key("outputs/2026", "old.png"), make_key(None, "old2.txt")]
+    new = [make_key("outputs/2026", "new.png"), make_key("inputs", "x.json")]
+    for key in old + new:
+        await store.put(key, key.encode(), "text/plain")
+    for key in old:
+        age(store, key, 3 * 86400)
+    age(store, new[1], 86400 - 60)  # just under a day: kept
+    cutoff = time.time() - 86400
+    assert await store.delete_older_than(cutoff) == 2
+    for key in old:
+        assert not await store.exists(key)
+        assert not store.object_path(key).exists()
+    for key in new:
+        assert (await store.get(key))[0] == key.encode()
+    assert await store.delete_older_than(cutoff) == 0
+
+
+async def test_delete_older_than_clears_old_empty_folders_and_temp_files(
+    store: LocalBlobStore,
+) -> None:
+    key = make_key("deep/folder", "a.txt")
+    await store.put(key, b"a", "text/plain")
+    age(store, key, 7200)
+    assert await store.delete_older_than(time.time() - 3600) == 1
+    stale = store.root / "tmp" / "put-stale"
+    stale.write_bytes(b"half a file")
+    then = time.time() - 7200
+    os.utime(stale, (then, then))
+    for directory in [p for p in store.root.rglob("*") if p.is_dir()]:
+        os.utime(directory, (then, then))
+    await store.delete_older_than(time.time() - 3600)
+    for area in ("objects", "meta"):
+        assert list((store.root / area).iterdir()) == [], area
+    assert not stale.exists()
+    # a folder just made (a write in progress) is left alone
+    fresh = store.root / "objects" / "fresh"
+    fresh.mkdir()
+    await store.delete_older_than(time.time() - 3600)
+    assert fresh.is_dir()
+
+
+async def test_the_sweeper_deletes_what_is_past_retention(store: LocalBlobStore) -> None:
+    keep, drop = make_key(None, "keep.txt"), make_key(None, "drop.txt")
+    for key in (keep, drop):
+        await store.put(key, b"x", "text/plain")
+    age(store, keep, 1.9 * 86400)
+    age(store, drop, 2.1 * 86400)
+    sweeper = FileSweeper(store, retention_days=2, interval=3600)
+    assert await sweeper.sweep() == 1
+    assert await store.exists(keep) and not await store.exists(drop)
+    # a later pass, as the clock moves on
+    assert await sweeper.sweep(now=time.time() + 0.2 * 86400) == 1
+    assert not await store.exists(keep)
+
+
 def test_the_store_creates_nothing_until_written(tmp_path: Path) -> None:
     LocalBlobStore(tmp_path / "files")
     assert not (tmp_path / "files").exists()
@@ -283,3 +356,24 @@ def test_signed_url_shape(signer: UrlSigner) -> None:
     url = signer.signed_url("http://h:1/", "a b/x.txt", NOW + 5)
     sig = signer.sign("a b/x.txt", NOW + 5)
     assert url == f"http://h:1/v1/files/a%20b/x.txt?expires={NOW + 5}&signature={sig}"
+
+
+# -- owner tags --------------------------------------------------------------------------
+
+
+def test_owner_tags_tell_which_account_a_key_was_made_for() -> None:
+    tags = OwnerTags("s3cret")
+    key_id = tags.new_id("acct_a")
+    assert re.fullmatch(r"[a-z0-9]{20}", key_id)
+    key = make_key("outputs", "x.png", key_id)
+    assert key == f"outputs/{key_id}/x.png"
+    assert tags.owns(key, "acct_a")
+    assert tags.owns(key_id + "/x.png", "acct_a")
+    assert not tags.owns(key, "acct_b")
+    assert not OwnerTags("other secret").owns(key, "acct_a")
+    assert not tags.owns(make_key("outputs", "x.png"), "acct_a")  # an untagged key
+    assert not tags.owns("x.png", "acct_a")
+    # changing any character of the id breaks the tag
+    flipped = key_id[:3] + ("a" if key_id[3] != "a" else "b") + key_id[4:]
+    assert not tags.owns(f"outputs/{flipped}/x.png", "acct_a")
+    assert len({tags.new_id("acct_a") for _ in range(100)}) == 100

@@ -388,6 +388,9 @@ async def test_oversize_bodies_fail(servers: tuple[Server, Server]) -> None:
         match=r"body is 5000 bytes; the limit is 4096 bytes \(GENYARD_OUTBOUND_MAX_BYTES\)",
     ):
         await g.fetch(f"http://127.0.0.1:{main.port}/big")
+    # a caller's own, lower limit (a file field's max_bytes) names no setting
+    with pytest.raises(FetchFailed, match=r"body is 5000 bytes; the limit is 100 bytes$"):
+        await g.fetch(f"http://127.0.0.1:{main.port}/big", max_bytes=100)
     # no Content-Length: the stream is cut once past the limit
     with pytest.raises(FetchFailed, match="larger than 4096 bytes"):
         await g.fetch(f"http://127.0.0.1:{main.port}/chunked-big")

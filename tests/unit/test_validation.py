@@ -29,6 +29,9 @@ def test_valid_input_gets_its_defaults_filled_in() -> None:
     filled, errors = validate_input(DIAGNOSTIC, {"mode": "sleep"})
     assert errors == []
     assert filled == {"mode": "sleep", "seconds": 1, "steps": 5}
+    filled, errors = validate_input(DIAGNOSTIC, {"prompt": "a cat"})
+    assert errors == []
+    assert filled == {"prompt": "a cat", "mode": "echo", "seconds": 1, "steps": 5}
 
 
 def test_given_values_win_over_defaults_and_the_caller_input_is_not_mutated() -> None:
@@ -69,8 +72,8 @@ def test_every_bad_field_is_named_at_once() -> None:
 
 
 def test_missing_required_field_is_named() -> None:
-    _, errors = validate_input(DIAGNOSTIC, {"payload": 1})
-    assert [e.as_dict() for e in errors] == [{"field": "input.mode", "message": "is required"}]
+    _, errors = validate_input(E5, {"task": "query"})
+    assert [e.as_dict() for e in errors] == [{"field": "input.text", "message": "is required"}]
 
 
 def test_unknown_fields_are_each_named() -> None:
@@ -82,8 +85,8 @@ def test_unknown_fields_are_each_named() -> None:
 
 
 def test_required_and_unknown_and_bad_values_together() -> None:
-    _, errors = validate_input(DIAGNOSTIC, {"extra": True, "steps": "many"})
-    assert sorted(fields(errors)) == ["input.extra", "input.mode", "input.steps"]
+    _, errors = validate_input(E5, {"extra": True, "task": "ask"})
+    assert sorted(fields(errors)) == ["input.extra", "input.task", "input.text"]
 
 
 @pytest.mark.parametrize("value", [None, [], "text", 3])
@@ -113,8 +116,8 @@ def test_nested_paths_use_dots_and_indexes() -> None:
 
 
 def test_prefix_names_the_root() -> None:
-    _, errors = validate_input(DIAGNOSTIC, {}, prefix="body.input")
-    assert fields(errors) == ["body.input.mode"]
+    _, errors = validate_input(E5, {}, prefix="body.input")
+    assert fields(errors) == ["body.input.text"]
 
 
 def test_e5_schema_accepts_a_text_or_a_list_and_refuses_empty_ones() -> None:

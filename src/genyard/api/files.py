@@ -14,7 +14,7 @@ from genyard.errors import Forbidden, NotFound, Unauthorized
 from genyard.services.container import Services
 from genyard.storage.base import BlobNotFound, StoredObject
 from genyard.storage.keys import InvalidKey
-from genyard.storage.signing import InvalidSignature, UrlSigner
+from genyard.storage.signing import InvalidSignature
 
 router = APIRouter(tags=["files"])
 
@@ -71,7 +71,7 @@ async def get_file(
             {"missing": [n for n, v in (("expires", expires), ("signature", signature)) if not v]},
         )
     try:
-        UrlSigner(services.secret_key).verify(key, expires, signature, now=time.time())
+        services.files.links.signer.verify(key, expires, signature, now=time.time())
     except InvalidSignature as exc:
         raise Forbidden(str(exc)) from None
     except InvalidKey:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -22,10 +23,20 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, metrics: Metrics, max_body_bytes: int) -> None:
+    """``body_limits``: paths whose bodies may be larger (or must be smaller) than
+    ``max_body_bytes`` (the upload route)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        metrics: Metrics,
+        max_body_bytes: int,
+        body_limits: Mapping[str, int] | None = None,
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
+        self.body_limits = dict(body_limits or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -55,8 +66,9 @@ class RequestContextMiddleware:
 
         try:
             length = headers.get(b"content-length")
-            if length and length.isdigit() and int(length) > self.max_body_bytes:
-                await _too_large(send_with_id, self.max_body_bytes)
+            limit = self.body_limits.get(scope["path"], self.max_body_bytes)
+            if length and length.isdigit() and int(length) > limit:
+                await _too_large(send_with_id, limit)
             else:
                 await self.app(scope, receive, send_with_id)
         except Exception:

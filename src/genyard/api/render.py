@@ -1,4 +1,9 @@
-"""Rendering domain objects in the native face's shapes (core-today-api.txt)."""
+"""Rendering domain objects in the native face's shapes (core-today-api.txt).
+
+Rendering needs no request: ``prediction(job, services.files.links)`` works in a
+webhook dispatcher or a stream as well as in a response. Every rendering signs the
+job's private file URLs afresh (see :class:`~genyard.services.file_links.FileLinks`).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from genyard.domain.jobs import Job
+from genyard.services.file_links import FileLinks
 
 
 def iso(ts: float | None) -> str | None:
@@ -14,15 +20,17 @@ def iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def prediction(job: Job, base_url: str, *, with_logs: bool = True) -> dict[str, Any]:
-    """A prediction; list items leave out ``logs`` (read one prediction for them)."""
-    url = f"{base_url}/v1/predictions/{job.id}"
+def prediction(job: Job, links: FileLinks, *, with_logs: bool = True) -> dict[str, Any]:
+    """A prediction, its file URLs signed; list items leave out ``logs`` (read one
+    prediction for them). ``links``: ``services.files.links``."""
+    url = f"{links.base_url}/v1/predictions/{job.id}"
+    input, output = links.present(job)
     body: dict[str, Any] = {
         "id": job.id,
         "model": job.model,
         "status": job.status.value,
-        "input": job.input,
-        "output": job.output,
+        "input": input,
+        "output": output,
         "error": {"code": job.error_code, "message": job.error_message} if job.error_code else None,
         "logs": "\n".join(job.logs),
         "progress": job.progress,

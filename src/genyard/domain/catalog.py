@@ -18,6 +18,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
+from genyard.domain.files import FileField, file_fields, marker_errors
 from genyard.domain.pricing import FREE, Pricing, PricingError, parse_pricing
 
 BUNDLED_CATALOG_DIR = Path(__file__).resolve().parent.parent / "catalog"
@@ -74,6 +75,8 @@ class ModelEntry:
     limits: Limits = field(default_factory=Limits)
     example_input: dict[str, Any] = field(default_factory=dict)
     diagnostic: bool = False
+    #: The input's file fields by name (``x-genyard-file``, see :mod:`genyard.domain.files`).
+    files: dict[str, FileField] = field(default_factory=dict)
 
     @property
     def owner(self) -> str:
@@ -106,6 +109,9 @@ def _parse_entry(path: Path, data: dict[str, Any]) -> ModelEntry:
         raise CatalogError(
             f"{path}: model.input_schema is not valid JSON Schema: {exc.message}"
         ) from None
+    problems = marker_errors(schema)
+    if problems:
+        raise CatalogError(f"{path}: model." + "; model.".join(problems))
     try:
         limits = Limits(**model.get("limits", {}))
     except TypeError as exc:
@@ -133,6 +139,7 @@ def _parse_entry(path: Path, data: dict[str, Any]) -> ModelEntry:
         limits=limits,
         example_input=dict(model.get("example_input", {})),
         diagnostic=bool(model.get("diagnostic", False)),
+        files=file_fields(schema),
     )
 
 

@@ -239,8 +239,10 @@ class UrlGuard:
         )
 
     async def fetch(self, url: str, *, max_bytes: int | None = None) -> FetchedFile:
-        """GET ``url`` (following checked redirects) and return its body."""
+        """GET ``url`` (following checked redirects) and return its body, of at most
+        ``max_bytes`` (default ``GENYARD_OUTBOUND_MAX_BYTES``)."""
         limit = max_bytes if max_bytes is not None else self.max_bytes
+        setting = "GENYARD_OUTBOUND_MAX_BYTES" if limit == self.max_bytes else None
         try:
             async with asyncio.timeout(self.timeout), self._client() as client:
                 current = url
@@ -258,7 +260,7 @@ class UrlGuard:
                             continue
                         if response.status_code >= 400:
                             raise FetchFailed(current, f"answered HTTP {response.status_code}")
-                        content = await _read_limited(response, limit, current)
+                        content = await _read_limited(response, limit, current, setting)
                         return FetchedFile(
                             content, response.headers.get("content-type"), resolved.url
                         )
@@ -324,9 +326,11 @@ class UrlGuard:
             raise UrlRefused(url, f"redirect to {url} refused: {exc.reason}") from None
 
 
-async def _read_limited(response: httpx.Response, limit: int, url: str) -> bytes:
+async def _read_limited(
+    response: httpx.Response, limit: int, url: str, setting: str | None
+) -> bytes:
     declared = response.headers.get("content-length", "")
-    too_big = f"the limit is {limit} bytes (GENYARD_OUTBOUND_MAX_BYTES)"
+    too_big = f"the limit is {limit} bytes" + (f" ({setting})" if setting else "")
     if declared.isdigit() and int(declared) > limit:
         raise FetchFailed(url, f"body is {declared} bytes; {too_big}")
     body = bytearray()

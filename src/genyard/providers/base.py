@@ -2,9 +2,10 @@
 
 A provider turns a validated input into an output. ``run`` is called in a worker
 thread (the local engines release the GIL), with a :class:`RunContext` for progress,
-logs and the cancel flag. A provider that can serve several inputs in one call
-also implements ``run_batch``. Vendor exceptions are translated at this edge:
-``raise ProviderError("...") from exc``.
+logs and the cancel flag. File fields of the input arrive as :class:`InputFile`
+(already read); files in the output are returned as :class:`OutputFile`. A provider
+that can serve several inputs in one call also implements ``run_batch``. Vendor
+exceptions are translated at this edge: ``raise ProviderError("...") from exc``.
 """
 
 from __future__ import annotations
@@ -45,8 +46,32 @@ class SlotPlan:
 
 @dataclass(slots=True)
 class ProviderResult:
+    """A run's output (JSON values, :class:`OutputFile` anywhere in it) and usage."""
+
     output: Any
     usage: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class InputFile:
+    """A file input, read before the run: file fields hold these instead of URLs.
+
+    ``url`` is what the input said (a genyard file URL or the user's URL)."""
+
+    data: bytes
+    content_type: str
+    filename: str
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class OutputFile:
+    """A file a provider returns: put it anywhere in the output (top level, in lists or
+    dict values). The worker stores it and puts the file's URL in its place."""
+
+    data: bytes
+    content_type: str
+    filename: str
 
 
 class RunContext:

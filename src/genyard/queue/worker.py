@@ -37,6 +37,7 @@ from genyard.providers.base import BatchProvider, Provider, ProviderResult, RunC
 from genyard.providers.registry import ProviderRegistry
 from genyard.queue import lifecycle
 from genyard.queue.budget import CpuBudget
+from genyard.services.files import FileService, has_files
 
 log = logging.getLogger(__name__)
 FLUSH_SECONDS = 0.5
@@ -163,31 +164,75 @@ class ProviderPool:
             self.workers.metrics.workers_busy.labels(self.name).set(self.busy)
             await self._give_slot()
 
+    async def _open_inputs(
+        self, entry: ModelEntry, running: list[Running]
+    ) -> tuple[list[Running], list[dict[str, Any]]]:
+        """Each job's input with its files read; a job whose files cannot be read ends
+        here (``invalid_input``), alone: the others still run."""
+        inputs: list[dict[str, Any]] = [orjson.loads(item.job.input) for item in running]
+        if not any(has_files(entry, i) for i in inputs):
+            return running, inputs
+        opened = await asyncio.gather(
+            *(self.workers.files.open_inputs(entry, i) for i in inputs), return_exceptions=True
+        )
+        failed = [
+            (r, o) for r, o in zip(running, opened, strict=True) if isinstance(o, BaseException)
+        ]
+        if failed:
+            await self.workers.finish(failed)
+        ready = [(r, o) for r, o in zip(running, opened, strict=True) if isinstance(o, dict)]
+        return [r for r, _ in ready], [o for _, o in ready]
+
+    async def _store_outputs(
+        self, running: list[Running], results: list[ProviderResult | BaseException]
+    ) -> tuple[list[ProviderResult | BaseException], dict[str, list[str]]]:
+        """Store the output files of successful runs; their URLs replace them."""
+        stored: dict[str, list[str]] = {}
+        for i, (item, result) in enumerate(zip(running, results, strict=True)):
+            if not isinstance(result, ProviderResult):
+                continue
+            try:
+                output, keys = await self.workers.files.store_outputs(item.job, result.output)
+            except Exception as exc:
+                results[i] = exc
+                continue
+            results[i] = ProviderResult(output, result.usage)
+            stored[item.job.id] = keys
+        return results, stored
+
     async def _run(self, group: list[lifecycle.ClaimedJob]) -> None:
         entry = self.models[group[0].model]
         running = [Running(job, RunContext(job.id, job.attempt)) for job in group]
         for item in running:
             self.workers.running[item.job.id] = item
-        inputs: list[dict[str, Any]] = [orjson.loads(job.input) for job in group]
+        try:
+            running, inputs = await self._open_inputs(entry, running)
+            if running:
+                await self._call_and_finish(entry, running, inputs)
+        finally:
+            for job in group:
+                self.workers.running.pop(job.id, None)
+
+    async def _call_and_finish(
+        self, entry: ModelEntry, running: list[Running], inputs: list[dict[str, Any]]
+    ) -> None:
         ctxs = [item.ctx for item in running]
         loop = asyncio.get_running_loop()
         call = loop.run_in_executor(self.executor, self._call, entry, inputs, ctxs)
-        try:
-            done, _ = await asyncio.wait({call}, timeout=entry.limits.timeout)
-            if not done:
-                for ctx in ctxs:
-                    ctx.cancel_event.set()
-                error = RunTimedOut(
-                    f"the run exceeded the model's {entry.limits.timeout:g} s timeout"
-                )
-                await self.workers.finish([(r, error) for r in running])
-                await asyncio.gather(call, return_exceptions=True)  # wait for the thread
-                return
-            results = call.result()
-            await self.workers.finish(list(zip(running, results, strict=True)))
-        finally:
-            for item in running:
-                self.workers.running.pop(item.job.id, None)
+        done, _ = await asyncio.wait({call}, timeout=entry.limits.timeout)
+        if not done:
+            for ctx in ctxs:
+                ctx.cancel_event.set()
+            error = RunTimedOut(f"the run exceeded the model's {entry.limits.timeout:g} s timeout")
+            await self.workers.finish([(r, error) for r in running])
+            await asyncio.gather(call, return_exceptions=True)  # wait for the thread
+            return
+        results, stored = await self._store_outputs(running, call.result())
+        moved = await self.workers.finish(list(zip(running, results, strict=True)))
+        # Files of a result the fence refused (canceled, reaped) belong to no job.
+        await self.workers.files.discard(
+            key for job_id, keys in stored.items() if job_id not in moved for key in keys
+        )
 
 
 def _outcome(
@@ -227,8 +272,11 @@ class WorkerPool:
         on_moved: Callable[[lifecycle.Moved], None],
         on_webhooks: Callable[[], None] = lambda: None,
         models: set[str] | None = None,
+        *,
+        files: FileService,
     ) -> None:
         self.settings = settings
+        self.files = files
         self.db = db
         self.catalog = catalog
         self.providers = providers
@@ -288,8 +336,11 @@ class WorkerPool:
             )
         return claimed
 
-    async def finish(self, ended: Sequence[tuple[Running, ProviderResult | BaseException]]) -> None:
-        """Record how runs ended: one transaction for a batch, each job fenced by its token."""
+    async def finish(
+        self, ended: Sequence[tuple[Running, ProviderResult | BaseException]]
+    ) -> set[str]:
+        """Record how runs ended: one transaction for a batch, each job fenced by its token.
+        Returns the ids of the jobs that moved (the others' results were refused)."""
         now = time.time()
         outcomes = [(item, *_outcome(item, result, now)) for item, result in ended]
         moved_jobs: list[lifecycle.Moved] = []
@@ -308,9 +359,10 @@ class WorkerPool:
                 await jobs_repo.append_logs(conn, logs)
         except Exception:
             log.exception("could not record the end of jobs %s", [i.job.id for i, *_ in outcomes])
-            return
+            return set()
         for moved in moved_jobs:
             self._on_moved(moved)
+        return {moved.job_id for moved in moved_jobs}
 
     def cancel(self, job_id: str) -> None:
         item = self.running.get(job_id)

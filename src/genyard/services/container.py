@@ -13,7 +13,6 @@ import logging
 import os
 import secrets
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -37,11 +36,13 @@ from genyard.queue.lifecycle import Moved
 from genyard.queue.reaper import Reaper
 from genyard.queue.worker import WorkerPool
 from genyard.services.accounts import AccountService
+from genyard.services.file_links import FileLinks
+from genyard.services.files import FileService
 from genyard.services.predictions import PredictionService
 from genyard.services.webhook_dispatcher import WebhookDispatcher
 from genyard.services.webhooks import WebhookSecrets, WebhookService
 from genyard.storage.local import LocalBlobStore
-from genyard.storage.signing import UrlSigner, public_url_for
+from genyard.storage.sweeper import FileSweeper
 
 log = logging.getLogger(__name__)
 ADMIN_KEY_FILE = "admin-key"
@@ -99,6 +100,7 @@ class Services:
     secret_key: str
     blobs: LocalBlobStore
     url_guard: UrlGuard
+    files: FileService
     webhooks: WebhookService
     run_workers: bool = True
     bootstrap: bool = True
@@ -106,6 +108,7 @@ class Services:
     workers: WorkerPool | None = None
     reaper: Reaper | None = None
     dispatcher: WebhookDispatcher | None = None
+    sweeper: FileSweeper | None = None
     admin_key_created: str | None = field(default=None, repr=False)
     _data_dir_lock: IO[str] | None = field(default=None, repr=False)
 
@@ -131,7 +134,10 @@ class Services:
         bus: EventBus = InProcessEventBus() if db.is_sqlite else PostgresEventBus(db.url)
         metrics = Metrics()
         secret_key = resolve_secret_key(settings)
+        blobs = LocalBlobStore(settings.resolved_files_dir)
         url_guard = UrlGuard.from_settings(settings)
+        links = FileLinks.from_settings(settings, secret_key, catalog)
+        files = FileService(settings, blobs, links, url_guard)
         services = cls(
             settings=settings,
             db=db,
@@ -147,11 +153,13 @@ class Services:
                 registry,
                 bus,
                 url_guard,
+                files,
                 on_moved=lambda m: services.on_moved(m),
             ),
             secret_key=secret_key,
-            blobs=LocalBlobStore(settings.resolved_files_dir),
+            blobs=blobs,
             url_guard=url_guard,
+            files=files,
             webhooks=WebhookService(
                 db, WebhookSecrets(db, secret_key), wake=lambda: services.wake_dispatcher()
             ),
@@ -184,17 +192,7 @@ class Services:
 
     def render_webhook_body(self, job: Job) -> bytes:
         """A webhook's body: the prediction as ``GET /v1/predictions/{id}`` returns it."""
-        return orjson.dumps(render.prediction(job, self.settings.resolved_public_url))
-
-    def files_url(self, key: str, public: bool = False, *, expires_in: int | None = None) -> str:
-        """A URL for a stored object: permanent for a public one, else signed and valid
-        for ``expires_in`` seconds (default ``signed_url_seconds``)."""
-        base = self.settings.resolved_public_url
-        if public:
-            return public_url_for(base, key)
-        seconds = self.settings.signed_url_seconds if expires_in is None else expires_in
-        expires_at = int(time.time()) + seconds
-        return UrlSigner(self.secret_key).signed_url(base, key, expires_at)
+        return orjson.dumps(render.prediction(job, self.files.links))
 
     async def start(self) -> None:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -223,12 +221,22 @@ class Services:
         self.workers = WorkerPool(
             self.settings, self.db, self.catalog, self.providers, self.bus, self.metrics,
             on_moved=self.on_moved, on_webhooks=self.wake_dispatcher, models=self.worker_models,
+            files=self.files,
         )  # fmt: skip
         self.workers.start()
         self.reaper.start()
         self.dispatcher.start()
+        if self.settings.files_retention_days > 0:
+            self.sweeper = FileSweeper(
+                self.blobs,
+                retention_days=self.settings.files_retention_days,
+                interval=self.settings.files_sweep_interval,
+            )
+            self.sweeper.start()
 
     async def stop(self) -> None:
+        if self.sweeper:
+            await self.sweeper.stop()
         if self.reaper:
             await self.reaper.stop()
         if self.workers:

@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -16,6 +16,7 @@ from genyard.config import Settings
 from genyard.db import jobs_repo
 from genyard.db.engine import Database
 from genyard.domain.catalog import Catalog, ModelEntry
+from genyard.domain.files import UploadedFile
 from genyard.domain.jobs import DEFAULT_WEBHOOK_EVENTS, WEBHOOK_EVENTS, Job, JobStatus
 from genyard.domain.validation import FieldError, validate_input
 from genyard.errors import (
@@ -31,6 +32,8 @@ from genyard.ids import new_id
 from genyard.net import UrlGuard, UrlRefused
 from genyard.providers.registry import ProviderRegistry
 from genyard.queue import lifecycle
+from genyard.services.files import FileService
+from genyard.storage.keys import InvalidKey, validate_folder
 
 MAX_OUTPUT_FOLDER = 256
 MAX_IDEMPOTENCY_KEY = 200
@@ -49,9 +52,11 @@ class SubmitRequest:
     idempotency_key: str | None = None
     #: The body field the webhook URL came in (native: ``webhook`` or ``webhook_url``).
     webhook_field: str = "webhook_url"
+    #: Files sent as multipart parts ``file:<field>`` (POST /v1/predictions/upload).
+    uploads: list[UploadedFile] = field(default_factory=list)
 
     def fingerprint(self) -> str:
-        body = {
+        body: dict[str, Any] = {
             "model": self.model,
             "input": self.input,
             "is_public": self.is_public,
@@ -59,6 +64,11 @@ class SubmitRequest:
             "webhook_url": self.webhook_url,
             "webhook_events": self.webhook_events,
         }
+        if self.uploads:
+            body["uploads"] = [
+                [u.field, hashlib.sha256(u.data).hexdigest(), u.content_type, u.filename]
+                for u in self.uploads
+            ]
         return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
@@ -69,7 +79,7 @@ class Submitted:
 
 
 def _check_output_folder(folder: str | None) -> list[FieldError]:
-    if folder is None:
+    if not folder:
         return []
     if len(folder) > MAX_OUTPUT_FOLDER:
         return [FieldError("output_folder", f"must be at most {MAX_OUTPUT_FOLDER} characters")]
@@ -77,6 +87,10 @@ def _check_output_folder(folder: str | None) -> list[FieldError]:
         return [FieldError("output_folder", "must not contain '..'")]
     if folder.startswith("/") or "\\" in folder or "\x00" in folder:
         return [FieldError("output_folder", "must be a relative path with '/' separators")]
+    try:
+        validate_folder(folder)  # the rules outputs' keys are made by
+    except InvalidKey as exc:
+        return [FieldError("output_folder", str(exc))]
     return []
 
 
@@ -123,6 +137,7 @@ class PredictionService:
         providers: ProviderRegistry,
         bus: EventBus,
         url_guard: UrlGuard,
+        files: FileService,
         on_moved: Callable[[lifecycle.Moved], None],
     ) -> None:
         self.settings = settings
@@ -133,6 +148,7 @@ class PredictionService:
         self._on_moved = on_moved
         # Webhook URLs are checked at submit without DNS; delivery resolves and pins.
         self.url_guard = url_guard
+        self.files = files
 
     def model(self, model_id: str) -> ModelEntry:
         entry = self.catalog.get(model_id)
@@ -171,52 +187,71 @@ class PredictionService:
                 f"model: {entry.id} is unavailable here: {availability.reason}",
                 {"field": "model", "reason": availability.reason, "fix": availability.fix},
             )
-        size = len(orjson.dumps(req.input))
+        merged, uploads, errors = self.files.attach_uploads(entry, req.input, req.uploads)
+        filled, input_errors = validate_input(entry.input_schema, merged)
+        errors += input_errors
+        errors += _check_output_folder(req.output_folder)
+        errors += _check_webhook(
+            self.url_guard, req.webhook_url, req.webhook_events, req.webhook_field
+        )
+        prepared = await self.files.prepare_inputs(entry, filled, uploads)
+        errors += prepared.errors
+        if errors:
+            raise invalid(errors)
+
+        # Files are stored only once everything else checked out, and deleted again
+        # should the job not be inserted after all (too large, the pending cap, a replay).
+        input, stored = await self.files.store_inputs(prepared, account_id)
+        try:
+            job = self._new_job(account_id, user_id, req, entry, input)
+            # Watch before the insert: a fast worker may finish the job before we wait.
+            with self.bus.watch_job(job.id, ends_only=True) as rang:
+                submitted = await self._insert(
+                    job, req, api_key_id, job.created_at + entry.limits.queue_timeout
+                )
+                if submitted.replayed:
+                    return submitted
+                stored = []  # the job holds them now
+                if wait is not None:
+                    job = await self._wait(job.id, account_id, wait, rang, known=job)
+                return Submitted(job, replayed=False)
+        finally:
+            await self.files.discard(stored)
+
+    def _new_job(
+        self,
+        account_id: str,
+        user_id: str,
+        req: SubmitRequest,
+        entry: ModelEntry,
+        input: dict[str, Any],
+    ) -> Job:
+        """The job to insert; 413 when its input, as stored, is over the model's limit."""
+        size = len(orjson.dumps(input))
         if size > entry.limits.max_input_bytes:
             raise PayloadTooLarge(
                 f"input is {size} bytes; {entry.id} accepts at most {entry.limits.max_input_bytes}",
                 {"field": "input", "limit": entry.limits.max_input_bytes, "size": size},
             )
-        filled, errors = validate_input(entry.input_schema, req.input)
-        errors += _check_output_folder(req.output_folder)
-        errors += _check_webhook(
-            self.url_guard, req.webhook_url, req.webhook_events, req.webhook_field
-        )
-        if errors:
-            raise invalid(errors)
-
-        now = time.time()
-        job = Job(
+        return Job(
             id=new_id("pred"),
             account_id=account_id,
             user_id=user_id,
             model=entry.id,
-            input=filled,
+            input=input,
             status=JobStatus.PENDING,
-            created_at=now,
+            created_at=time.time(),
             is_public=req.is_public,
-            output_folder=req.output_folder,
+            output_folder=req.output_folder or None,
             webhook_url=req.webhook_url,
             webhook_events=list(req.webhook_events or DEFAULT_WEBHOOK_EVENTS),
         )
-        fingerprint = req.fingerprint()
-        # Watch before the insert: a fast worker may finish the job before we wait.
-        with self.bus.watch_job(job.id, ends_only=True) as rang:
-            return await self._insert(
-                job, req, fingerprint, api_key_id, now + entry.limits.queue_timeout, wait, rang
-            )
 
     async def _insert(
-        self,
-        job: Job,
-        req: SubmitRequest,
-        fingerprint: str,
-        api_key_id: str | None,
-        queue_deadline: float,
-        wait: float | None,
-        rang: asyncio.Event,
+        self, job: Job, req: SubmitRequest, api_key_id: str | None, queue_deadline: float
     ) -> Submitted:
         account_id = job.account_id
+        fingerprint = req.fingerprint()
         try:
             async with self.db.write() as conn:
                 if req.idempotency_key:
@@ -250,8 +285,6 @@ class PredictionService:
                 raise
             return await self._replay(found, fingerprint, account_id)
         self._on_moved(lifecycle.Moved(job.id, job.model, JobStatus.PENDING, None, None))
-        if wait is not None:
-            job = await self._wait(job.id, account_id, wait, rang, known=job)
         return Submitted(job, replayed=False)
 
     async def _replay(

@@ -4,7 +4,7 @@ signed URLs for serving it (``/v1/files``)."""
 from genyard.storage.base import BlobNotFound, BlobStore, StoredObject
 from genyard.storage.keys import InvalidKey, make_key, sanitize_filename, validate_key
 from genyard.storage.local import LocalBlobStore
-from genyard.storage.signing import InvalidSignature, UrlSigner
+from genyard.storage.signing import InvalidSignature, OwnerTags, UrlSigner, public_url_for
 
 __all__ = [
     "BlobNotFound",
@@ -12,9 +12,11 @@ __all__ = [
     "InvalidKey",
     "InvalidSignature",
     "LocalBlobStore",
+    "OwnerTags",
     "StoredObject",
     "UrlSigner",
     "make_key",
+    "public_url_for",
     "sanitize_filename",
     "validate_key",
 ]

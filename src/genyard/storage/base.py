@@ -38,8 +38,16 @@ class BlobStore(Protocol):
         """The object's bytes and metadata; :class:`BlobNotFound` when absent."""
         ...
 
+    async def stat(self, key: str) -> StoredObject:
+        """The object's metadata without its bytes; :class:`BlobNotFound` when absent."""
+        ...
+
     async def exists(self, key: str) -> bool: ...
 
     async def delete(self, key: str) -> bool:
         """Remove the object; ``False`` when there was none."""
+        ...
+
+    async def delete_older_than(self, cutoff: float) -> int:
+        """Remove every object stored before ``cutoff`` (Unix seconds); return how many."""
         ...

@@ -94,10 +94,11 @@ def new_key_id() -> str:
     return "".join(secrets.choice(_ID_ALPHABET) for _ in range(ID_LENGTH))
 
 
-def make_key(folder: str | None, filename: str | None) -> str:
-    """A fresh key ``[folder/]<random id>/<safe file name>``: names never collide."""
+def make_key(folder: str | None, filename: str | None, key_id: str | None = None) -> str:
+    """A fresh key ``[folder/]<random id>/<safe file name>``: names never collide.
+    ``key_id`` replaces the random id (see ``OwnerTags.new_id``)."""
     parts = [validate_folder(folder)] if folder is not None else []
-    parts += [new_key_id(), sanitize_filename(filename)]
+    parts += [key_id or new_key_id(), sanitize_filename(filename)]
     return validate_key("/".join(parts))
 
 

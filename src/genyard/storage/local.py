@@ -102,6 +102,35 @@ class LocalBlobStore:
                 found = True
         return found
 
+    def _delete_older_than(self, cutoff: float) -> int:
+        """Objects whose metadata was written before ``cutoff`` go (metadata first, as in
+        ``_delete``); then temp files and empty folders older than ``cutoff``."""
+        meta_root = self.root / META
+        removed = 0
+        for directory, _, names in os.walk(meta_root):
+            for name in names:
+                if not name.endswith(".json"):
+                    continue
+                path = Path(directory, name)
+                try:
+                    if path.stat().st_mtime >= cutoff:
+                        continue
+                except FileNotFoundError:
+                    continue
+                key = path.relative_to(meta_root).as_posix()[: -len(".json")]
+                try:
+                    removed += self._delete(key)
+                except InvalidKey:
+                    continue
+        for area in (OBJECTS, META):
+            _remove_empty_dirs(self.root / area, cutoff)
+        tmp = self.root / TMP
+        for path in tmp.glob("put-*") if tmp.is_dir() else ():
+            with contextlib.suppress(FileNotFoundError):
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+        return removed
+
     # -- the BlobStore protocol ------------------------------------------------------
 
     async def put(
@@ -113,8 +142,31 @@ class LocalBlobStore:
     async def get(self, key: str) -> tuple[bytes, StoredObject]:
         return await asyncio.to_thread(self._get, key)
 
+    async def stat(self, key: str) -> StoredObject:
+        return await asyncio.to_thread(self._stat, key)
+
     async def exists(self, key: str) -> bool:
         return await asyncio.to_thread(self._exists, key)
 
     async def delete(self, key: str) -> bool:
         return await asyncio.to_thread(self._delete, key)
+
+    async def delete_older_than(self, cutoff: float) -> int:
+        return await asyncio.to_thread(self._delete_older_than, cutoff)
+
+
+def _remove_empty_dirs(root: Path, cutoff: float) -> None:
+    """Remove folders under ``root`` (not ``root``) that are empty and were last changed
+    before ``cutoff``, deepest first. Their times are read before anything is removed,
+    so a folder emptied by this pass goes too, and one a write creates meanwhile (new,
+    or no longer empty) stays."""
+    changed: list[tuple[Path, float]] = []
+    for directory, _, _ in os.walk(root):
+        path = Path(directory)
+        with contextlib.suppress(FileNotFoundError):
+            if path != root:
+                changed.append((path, path.stat().st_mtime))
+    for path, mtime in sorted(changed, key=lambda item: -len(item[0].parts)):
+        if mtime < cutoff:
+            with contextlib.suppress(OSError):  # not empty, or gone
+                path.rmdir()

@@ -12,9 +12,11 @@ import hashlib
 import hmac
 from urllib.parse import quote, urlencode
 
-from genyard.storage.keys import validate_key
+from genyard.storage.keys import ID_LENGTH, new_key_id, validate_key
 
 _PURPOSE = b"genyard/files/v1"
+_OWNER_PURPOSE = b"genyard/files/owner/v1"
+_TAG_LENGTH = 8
 
 
 class InvalidSignature(ValueError):
@@ -55,3 +57,36 @@ class UrlSigner:
 def public_url_for(public_url: str, key: str) -> str:
     """The permanent URL of a public object."""
     return f"{public_url.rstrip('/')}/v1/files/{quote(validate_key(key), safe='/')}"
+
+
+class OwnerTags:
+    """Key ids that say which account a key was made for, without any lookup.
+
+    The random id segment of a key (``[folder/]<id>/<name>``) is 12 random characters
+    and 8 hex characters of an HMAC over the account id and those 12, so that
+    :meth:`owns` can tell that genyard stored a key *for this account*. Rendering uses
+    it to decide which URLs in a job's output it may sign: a provider echoing another
+    account's key (a text model, the diagnostic echo) does not get it signed.
+    """
+
+    def __init__(self, secret: str) -> None:
+        if not secret:
+            raise ValueError("a secret is needed to tag keys")
+        self._key = hmac.new(secret.encode(), _OWNER_PURPOSE, hashlib.sha256).digest()
+
+    def _tag(self, owner: str, random_part: str) -> str:
+        message = f"{owner}\n{random_part}".encode()
+        return hmac.new(self._key, message, hashlib.sha256).hexdigest()[:_TAG_LENGTH]
+
+    def new_id(self, owner: str) -> str:
+        """A fresh id segment for a key stored for ``owner`` (an account id)."""
+        random_part = new_key_id()[: ID_LENGTH - _TAG_LENGTH]
+        return random_part + self._tag(owner, random_part)
+
+    def owns(self, key: str, owner: str) -> bool:
+        """Whether ``key`` was made by :meth:`new_id` for ``owner``."""
+        segments = key.split("/")
+        if len(segments) < 2 or len(segments[-2]) != ID_LENGTH:
+            return False
+        random_part, tag = segments[-2][:-_TAG_LENGTH], segments[-2][-_TAG_LENGTH:]
+        return hmac.compare_digest(tag, self._tag(owner, random_part))

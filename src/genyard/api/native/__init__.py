@@ -1,14 +1,16 @@
-"""The native face: /v1/predictions, /v1/models, /v1/account, /v1/keys, /v1/webhooks."""
+"""The native face: /v1/predictions (and /upload), /v1/models, /v1/account, /v1/keys,
+/v1/webhooks."""
 
 from fastapi import APIRouter
 
-from genyard.api.native import account, models, predictions, stream, webhooks
+from genyard.api.native import account, models, predictions, stream, upload, webhooks
 
 
 def router() -> APIRouter:
     # Full paths live on each route (no router prefix), so a route's ``path`` is the
     # template that metrics and logs show.
     root = APIRouter()
+    root.include_router(upload.router)
     root.include_router(predictions.router)
     root.include_router(stream.router)
     root.include_router(models.router)

@@ -16,6 +16,7 @@ from genyard.api.responses import JSON
 from genyard.domain.accounts import Principal, Scope
 from genyard.domain.jobs import JobStatus
 from genyard.errors import InvalidRequest
+from genyard.services.container import Services
 from genyard.services.predictions import SubmitRequest
 
 router = APIRouter(tags=["predictions"])
@@ -90,22 +91,26 @@ async def create_prediction(
             "webhook and webhook_url differ; send one of them",
             {"errors": [{"field": "webhook_url", "message": "conflicts with webhook"}]},
         )
+    req = SubmitRequest(
+        model=body.model,
+        input=body.input,
+        is_public=body.is_public,
+        output_folder=body.output_folder,
+        webhook_url=body.webhook or body.webhook_url,
+        webhook_events=body.webhook_events,
+        idempotency_key=request.headers.get("idempotency-key"),
+        webhook_field="webhook" if body.webhook else "webhook_url",
+    )
+    return await submit_and_respond(request, services, principal, req)
+
+
+async def submit_and_respond(
+    request: Request, services: Services, principal: Principal, req: SubmitRequest
+) -> JSON:
+    """Submit, honouring ``Prefer: wait``; the 201 both create routes answer."""
     wait = wait_seconds(request.headers.get("prefer"), services.settings.max_wait_seconds)
     submitted = await services.predictions.submit(
-        principal.account_id,
-        principal.user_id,
-        principal.key_id,
-        SubmitRequest(
-            model=body.model,
-            input=body.input,
-            is_public=body.is_public,
-            output_folder=body.output_folder,
-            webhook_url=body.webhook or body.webhook_url,
-            webhook_events=body.webhook_events,
-            idempotency_key=request.headers.get("idempotency-key"),
-            webhook_field="webhook" if body.webhook else "webhook_url",
-        ),
-        wait=wait,
+        principal.account_id, principal.user_id, principal.key_id, req, wait=wait
     )
     job = submitted.job
     headers = {"Location": f"{services.settings.resolved_public_url}/v1/predictions/{job.id}"}
@@ -117,11 +122,7 @@ async def create_prediction(
             job = await services.predictions.wait(job.id, principal.account_id, wait)
     elif not submitted.replayed:
         job = await services.predictions.get(job.id, principal.account_id)  # queue position
-    return JSON(
-        render.prediction(job, services.settings.resolved_public_url),
-        status_code=201,
-        headers=headers,
-    )
+    return JSON(render.prediction(job, services.files.links), status_code=201, headers=headers)
 
 
 @router.get("/v1/predictions/{prediction_id}")
@@ -131,7 +132,7 @@ async def get_prediction(
     principal: Annotated[Principal, require(Scope.READ)],
 ) -> JSON:
     job = await services.predictions.get(prediction_id, principal.account_id)
-    return JSON(render.prediction(job, services.settings.resolved_public_url))
+    return JSON(render.prediction(job, services.files.links))
 
 
 @router.delete("/v1/predictions/{prediction_id}")
@@ -141,7 +142,7 @@ async def cancel_prediction(
     principal: Annotated[Principal, require(Scope.GENERATE)],
 ) -> JSON:
     job = await services.predictions.cancel(prediction_id, principal.account_id)
-    body = render.prediction(job, services.settings.resolved_public_url)
+    body = render.prediction(job, services.files.links)
     body["message"] = "Prediction canceled successfully"
     return JSON(body)
 
@@ -165,10 +166,10 @@ async def list_predictions(
     )
     has_more = len(jobs) > limit
     jobs = jobs[:limit]
-    base = services.settings.resolved_public_url
+    links = services.files.links
     return JSON(
         {
-            "data": [render.prediction(j, base, with_logs=False) for j in jobs],
+            "data": [render.prediction(j, links, with_logs=False) for j in jobs],
             "has_more": has_more,
             "next_cursor": encode_cursor(jobs[-1].created_at, jobs[-1].id) if has_more else None,
         }

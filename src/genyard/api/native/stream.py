@@ -62,7 +62,7 @@ async def _events(
                 yield sse("status", {"status": state[0], "progress": state[1]})
             if job.status.is_terminal():
                 if job.status is JobStatus.SUCCEEDED:
-                    yield sse("output", job.output)
+                    yield sse("output", services.files.links.present(job)[1])
                 else:
                     yield sse("error", {"code": job.error_code, "message": job.error_message})
                 yield sse("done", {"status": job.status.value})

@@ -1,8 +1,11 @@
 """The diagnostic model, for tests and benchmarks (``GENYARD_DIAGNOSTIC_MODELS=1``).
 
-Modes (``input.mode``):
+Modes (``input.mode``, default ``echo``):
 
 - ``echo``: returns ``input.payload`` at once (batches of up to 32 in one call);
+- ``files``: returns a list of copies of ``input.input_images`` (same bytes, type and
+  name) as output files, which the worker stores; ``input.prompt`` is accepted and
+  ignored in every mode (so image models' example calls run here);
 - ``sleep``: sleeps ``input.seconds``, watching the cancel flag;
 - ``progress``: reports progress and a log line in ``input.steps`` steps over ``input.seconds``;
 - ``fail``: fails with ``provider_error`` and ``input.message``;
@@ -19,7 +22,17 @@ from typing import Any
 
 from genyard.domain.catalog import ModelEntry
 from genyard.errors import JobError, ProviderError
-from genyard.providers.base import Availability, ProviderResult, RunContext, SlotPlan
+from genyard.providers.base import (
+    Availability,
+    InputFile,
+    OutputFile,
+    ProviderResult,
+    RunContext,
+    SlotPlan,
+)
+
+#: Modes that finish at once: a batch of them runs inline, without a thread per job.
+INSTANT_MODES = frozenset({"echo", "files"})
 
 
 class DiagnosticProvider:
@@ -30,10 +43,14 @@ class DiagnosticProvider:
         return SlotPlan(threads_per_call=0, parallel_calls=32, max_batch=32, cpu_bound=False)
 
     def run(self, model: ModelEntry, input: dict[str, Any], ctx: RunContext) -> ProviderResult:
-        mode = input["mode"]
+        mode = input.get("mode", "echo")
         ctx.log(f"diagnostic {mode} attempt={ctx.attempt}")
         if mode == "echo":
             return ProviderResult(output=input.get("payload"), usage={"items": 1})
+        if mode == "files":
+            files: list[InputFile] = input.get("input_images") or []
+            copies = [OutputFile(f.data, f.content_type, f.filename) for f in files]
+            return ProviderResult(output=copies, usage={"items": len(copies)})
         if mode == "fail":
             raise ProviderError(str(input.get("message") or "diagnostic failure"))
         if mode == "crash":
@@ -63,7 +80,7 @@ class DiagnosticProvider:
                 return exc
 
         pairs = list(zip(inputs, ctxs, strict=True))
-        if all(item["mode"] == "echo" for item in inputs):
+        if all(item.get("mode", "echo") in INSTANT_MODES for item in inputs):
             return [one(pair) for pair in pairs]
         with ThreadPoolExecutor(max_workers=len(pairs)) as pool:
             return list(pool.map(one, pairs))
