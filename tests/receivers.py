@@ -150,3 +150,20 @@ class ThreadedReceiver:
         assert self.receiver is not None
         future = asyncio.run_coroutine_threadsafe(self.receiver.wait_for(count, timeout), self.loop)
         return future.result(timeout + 5)
+
+
+@contextlib.asynccontextmanager
+async def file_server(files: dict[str, tuple[str | None, bytes]]) -> AsyncIterator[Receiver]:
+    """A receiver serving fixed files: path -> (Content-Type or None for none, body);
+    other paths answer 404."""
+
+    def answer(request: Request) -> Answer:
+        found = files.get(request.path)
+        if found is None:
+            return Answer(404, {"Content-Type": "text/plain"}, b"no")
+        content_type, body = found
+        return Answer(200, {"Content-Type": content_type} if content_type else {}, body)
+
+    async with receiver_on("127.0.0.1") as receiver:
+        receiver.answer = answer
+        yield receiver

@@ -16,8 +16,8 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from genyard.queue.worker import WorkerPool
+from receivers import file_server
 
-from .file_server import file_server
 from .support import DIAGNOSTIC, FAST, PICTURES, PICTURES_MAX_BYTES, Api, ApiFactory
 from .test_files import PNG, assert_error, path_of
 
@@ -338,7 +338,7 @@ async def test_urls_are_fetched_through_the_guard_at_run_time(make_api: ApiFacto
             assert reason in message, message
             assert "Traceback" not in message and 'File "' not in message
             assert job["logs"].splitlines()[-1] == "failed on attempt 1"
-        assert server.requested.count("/big.png") == 1
+        assert [r.path for r in server.requests].count("/big.png") == 1
 
 
 async def test_a_name_resolving_to_a_private_address_fails_at_run_time(api: Api) -> None:
@@ -350,7 +350,7 @@ async def test_a_name_resolving_to_a_private_address_fails_at_run_time(api: Api)
         message = job["error"]["message"]
         assert message.startswith(f"input.input_images[0]: could not fetch {url}: ")
         assert ALLOW in message and "127.0.0.1" in message
-        assert server.requested == []  # refused before any connection
+        assert server.requests == []  # refused before any connection
 
 
 @asynccontextmanager
