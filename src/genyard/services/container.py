@@ -38,6 +38,7 @@ from genyard.queue.reaper import Reaper
 from genyard.queue.worker import WorkerPool
 from genyard.services.accounts import AccountService
 from genyard.services.predictions import PredictionService
+from genyard.services.ratelimit import RateLimiter
 from genyard.services.webhook_dispatcher import WebhookDispatcher
 from genyard.services.webhooks import WebhookSecrets, WebhookService
 from genyard.storage.local import LocalBlobStore
@@ -100,6 +101,7 @@ class Services:
     blobs: LocalBlobStore
     url_guard: UrlGuard
     webhooks: WebhookService
+    limiter: RateLimiter
     run_workers: bool = True
     bootstrap: bool = True
     worker_models: set[str] | None = None
@@ -155,6 +157,7 @@ class Services:
             webhooks=WebhookService(
                 db, WebhookSecrets(db, secret_key), wake=lambda: services.wake_dispatcher()
             ),
+            limiter=RateLimiter(settings),
             run_workers=run_workers,
             bootstrap=bootstrap,
             worker_models=worker_models,
@@ -204,6 +207,17 @@ class Services:
             self._data_dir_lock = lock_data_dir(self.settings.data_dir)
         await migrate(self.db)
         await self.bus.start()
+        await self.limiter.start()
+        if (
+            self.bootstrap
+            and self.limiter.enabled
+            and not self.limiter.shared
+            and not self.db.is_sqlite
+        ):
+            log.warning(
+                "rate limits are counted in each process's memory: with several API "
+                "processes each allows the full limit; set GENYARD_REDIS_URL to share them"
+            )
         if self.bootstrap:
             await self.bootstrap_admin()
         if not self.run_workers:
@@ -238,6 +252,7 @@ class Services:
         if self._data_dir_lock is not None:
             self._data_dir_lock.close()
             self._data_dir_lock = None
+        await self.limiter.stop()
         await self.bus.stop()
         await self.db.dispose()
 
