@@ -13,6 +13,7 @@ from genyard.domain.accounts import Principal
 from genyard.domain.ratelimits import DEFAULT_TIERS, Bucket, Tier, Window, parse_tiers
 from genyard.errors import RateLimited
 from genyard.services.ratelimit import RateLimiter, storage_for
+from redis_server import RedisServer
 
 SMALL = "free=3/5/7;basic=6/60/600;pro=9/90/900;enterprise=12/120/1200"
 
@@ -148,3 +149,17 @@ async def test_a_failing_storage_lets_requests_through(
 def test_redis_urls_map_to_the_librarys_schemes() -> None:
     with pytest.raises(ValueError, match="GENYARD_REDIS_URL"):
         storage_for("http://localhost:6379")
+
+
+async def test_two_limiters_on_one_redis_share_the_count(redis_server: RedisServer) -> None:
+    one = await limiter_for(rate_limit_tiers=SMALL, redis_url=redis_server.url)
+    two = await limiter_for(rate_limit_tiers=SMALL, redis_url=redis_server.url)
+    try:
+        assert one.shared and "Redis" in one.describe()
+        who = principal(key=f"key_{time.time_ns()}")
+        decisions = [await (one, two)[i % 2].check(who, client_ip="ip") for i in range(5)]
+        assert [d.remaining for d in decisions if d] == [2, 1, 0, 0, 0]
+        assert [d.allowed for d in decisions if d] == [True, True, True, False, False]
+    finally:
+        await one.stop()
+        await two.stop()
