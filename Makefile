@@ -1,8 +1,9 @@
 # The README's two commands: `make run` and `make test`. Both start from nothing:
 # they create .venv, install what they need, and (re)install when pyproject.toml changes.
-# `make test` also installs Debian's postgresql-15 when it is missing and we are root
-# (the suite starts a throwaway PostgreSQL of its own); without it the PostgreSQL
-# variants of the tests are skipped, with the reason.
+# `make test` also installs Debian's postgresql-15 and redis-server when they are missing
+# and we are root (the suite starts a throwaway PostgreSQL and Redis of its own); without
+# them the PostgreSQL variants of the tests, and the tests that share a Redis between API
+# processes, are skipped, with the reason.
 
 PYTHON ?= python3
 VENV   := .venv
@@ -10,7 +11,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test lint typecheck unit e2e postgres clean
+.PHONY: run test lint typecheck unit e2e postgres redis clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +22,7 @@ $(VENV)/.stamp-run: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.stamp-test: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e ".[test,postgres]"
+	$(BIN)/pip install --quiet -e ".[test,postgres,redis]"
 	touch $@ $(VENV)/.stamp-run
 
 ## make run: install, migrate, and serve on $(HOST):$(PORT) (admin key printed once on first start)
@@ -30,12 +31,16 @@ run: $(VENV)/.stamp-run
 	GENYARD_HOST=$(HOST) GENYARD_PORT=$(PORT) $(BIN)/genyard serve
 
 ## make test: lint, format check, type check, and the whole suite (SQLite and PostgreSQL)
-test: $(VENV)/.stamp-test postgres lint typecheck
+test: $(VENV)/.stamp-test postgres redis lint typecheck
 	$(BIN)/pytest
 
 ## make postgres: install postgresql-15 for the tests if missing (needs root; else a hint)
 postgres:
 	@sh scripts/install-postgres.sh
+
+## make redis: install redis-server for the tests if missing (needs root; else a hint)
+redis:
+	@sh scripts/install-redis.sh
 
 lint: $(VENV)/.stamp-test
 	$(BIN)/ruff check src tests bench
@@ -47,7 +52,7 @@ typecheck: $(VENV)/.stamp-test
 unit: $(VENV)/.stamp-test postgres
 	$(BIN)/pytest tests/unit tests/api
 
-e2e: $(VENV)/.stamp-test postgres
+e2e: $(VENV)/.stamp-test postgres redis
 	$(BIN)/pytest tests/e2e
 
 clean:

@@ -21,6 +21,8 @@ import pytest
 from genyard.db.engine import Database
 from genyard.db.migrate import migrate
 from postgres_server import KINDS, Databases, PostgresServer, start_postgres, unavailable_reason
+from redis_server import RedisServer
+from redis_server import unavailable_reason as redis_unavailable_reason
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -52,6 +54,20 @@ def postgres_server() -> Iterator[PostgresServer]:
         pytest.skip(reason)
     server = start_postgres()
     atexit.register(server.stop)  # should the session end without its teardown
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One real Redis for the whole session (skips with the reason where it cannot run)."""
+    reason = redis_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    server = RedisServer().start()
+    atexit.register(server.stop)
     try:
         yield server
     finally:

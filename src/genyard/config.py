@@ -10,8 +10,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from genyard.domain.ratelimits import DEFAULT_TIERS, parse_tiers
 
 
 class Settings(BaseSettings):
@@ -126,6 +128,27 @@ class Settings(BaseSettings):
         ge=1,
         description="Pending predictions one account may have; more answer 429.",
     )
+    rate_limits: bool = Field(
+        default=True,
+        description="Count requests against the tiers' rate limits (`off` for private "
+        "installs: no counting, no `X-RateLimit-*` headers, no 429 but the pending cap's).",
+    )
+    rate_limit_tiers: str = Field(
+        default=DEFAULT_TIERS,
+        description="Requests per minute/hour/day of each tier, counted per API key: "
+        "`tier=minute/hour/day` joined by `;`, every tier named. Polling one's own "
+        "prediction counts apart, at 10 times these.",
+    )
+    rate_limit_anonymous: int = Field(
+        default=15,
+        ge=1,
+        description="Requests per minute one client IP may make without a valid API key.",
+    )
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis URL (`redis://host:6379/0`). When set, rate-limit counters live "
+        "there, shared by every API process; else each process counts in its own memory.",
+    )
     max_wait_seconds: float = Field(
         default=60.0,
         ge=0,
@@ -184,6 +207,12 @@ class Settings(BaseSettings):
     log_format: str = Field(
         default="json", description="`json` (one object per line) or `text` for humans."
     )
+
+    @field_validator("rate_limit_tiers")
+    @classmethod
+    def _check_tiers(cls, value: str) -> str:
+        parse_tiers(value)
+        return value
 
     @property
     def resolved_database_url(self) -> str:

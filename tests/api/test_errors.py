@@ -214,7 +214,7 @@ async def test_every_error_path_of_the_native_face(make_api: ApiFactory) -> None
             created.append((await api.predict(DIAGNOSTIC, {"mode": "echo"}))["id"])
         r = await post(ok)
         err = expect_error(r, 429, "rate_limit_exceeded")
-        assert err["details"] == {"pending": PENDING_CAP, "limit": PENDING_CAP}
+        assert err["details"] == {"window": "pending", "pending": PENDING_CAP, "limit": PENDING_CAP}
         assert r.headers["retry-after"] == "5"
         # another account has its own cap; a replay is not a new prediction
         assert (

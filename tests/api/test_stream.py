@@ -25,8 +25,10 @@ def parse_sse(text: str) -> list[tuple[str, Any, str | None]]:
 
 
 async def test_stream_reports_progress_logs_output_and_done(api: Api) -> None:
+    # Steps 0.5 s apart: the worker flushes progress every 0.5 s, so at least one flush
+    # falls between the first step and the end whatever its phase.
     job = await api.predict(
-        DIAGNOSTIC, {"mode": "progress", "seconds": 0.6, "steps": 3, "payload": {"n": 7}}
+        DIAGNOSTIC, {"mode": "progress", "seconds": 1.5, "steps": 3, "payload": {"n": 7}}
     )
     r = await api.client.get(f"/v1/predictions/{job['id']}/stream")
     assert r.status_code == 200

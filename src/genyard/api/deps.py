@@ -8,7 +8,9 @@ import orjson
 from fastapi import Depends, Request
 from pydantic import BaseModel, ValidationError
 
+from genyard.api.middleware import route_template
 from genyard.domain.accounts import Principal, Scope
+from genyard.domain.ratelimits import POLLING_ROUTES
 from genyard.domain.validation import FieldError
 from genyard.errors import (
     Forbidden,
@@ -43,14 +45,45 @@ def api_key_from(request: Request) -> str | None:
 
 
 async def get_principal(request: Request, services: ServicesDep) -> Principal:
+    """The caller, authenticated and counted against its rate limits (a call without a
+    valid key is counted per client IP, and answers 429 instead of 401 past it)."""
     key = api_key_from(request)
-    if key is None:
-        raise Unauthorized(
-            "missing API key: send it as 'X-API-Key: <key>' or 'Authorization: Bearer <key>'"
-        )
-    principal = await services.accounts.authenticate(key)
+    try:
+        if key is None:
+            raise Unauthorized(
+                "missing API key: send it as 'X-API-Key: <key>' or 'Authorization: Bearer <key>'"
+            )
+        principal = await services.accounts.authenticate(key)
+    except Unauthorized:
+        await count_request(request, services, None)
+        raise
     request.state.principal = principal
+    await count_request(request, services, principal)
     return principal
+
+
+def client_ip(request: Request) -> str:
+    """The peer's address (uvicorn puts X-Forwarded-For's there for trusted proxies)."""
+    return request.client.host if request.client else "unknown"
+
+
+async def count_request(request: Request, services: Services, principal: Principal | None) -> None:
+    """The one place requests are rate limited. The decision is left on the request's
+    state, where the middleware turns it into ``X-RateLimit-*`` headers on the response,
+    whatever it is (errors too); past a limit this raises the 429."""
+    polling = (
+        principal is not None
+        and request.method in ("GET", "HEAD")
+        and route_template(request.scope) in POLLING_ROUTES
+    )
+    decision = await services.limiter.check(
+        principal, client_ip=client_ip(request), polling=polling
+    )
+    if decision is None:
+        return
+    request.state.rate_limit = decision
+    if not decision.allowed:
+        raise decision.error()
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

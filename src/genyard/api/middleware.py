@@ -1,4 +1,5 @@
-"""ASGI middleware: request id, body size cap, access log and request metrics."""
+"""ASGI middleware: request id, rate-limit headers, body size cap, access log and
+request metrics."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from genyard.api.errors import error_body
 from genyard.domain.accounts import KEY_PREFIX
+from genyard.domain.ratelimits import Decision
 from genyard.errors import InternalError
 from genyard.ids import new_id
 from genyard.logs import request_id_var
@@ -47,6 +49,9 @@ class RequestContextMiddleware:
         # A client's own id is kept when it is short and plain (and not an API key).
         safe = _SAFE_ID.match(incoming) and not incoming.startswith(KEY_PREFIX)
         request_id = incoming if safe else new_id("req", 20)
+        # Shared with the request (``request.state``): the auth dependency leaves the
+        # rate-limit decision here, and every response, errors too, shows it.
+        state: dict[str, Any] = scope.setdefault("state", {})
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status = 500
@@ -58,10 +63,11 @@ class RequestContextMiddleware:
                 status = message["status"]
                 started_response = True
                 message.setdefault("headers", [])
-                message["headers"] = [
-                    *message["headers"],
-                    (b"x-request-id", request_id.encode()),
-                ]
+                extra = [(b"x-request-id", request_id.encode())]
+                decision: Decision | None = state.get("rate_limit")
+                if decision is not None:
+                    extra += [(k.lower().encode(), v.encode()) for k, v in decision.headers()]
+                message["headers"] = [*message["headers"], *extra]
             await send(message)
 
         try:

@@ -39,6 +39,7 @@ from genyard.services.accounts import AccountService
 from genyard.services.file_links import FileLinks
 from genyard.services.files import FileService
 from genyard.services.predictions import PredictionService
+from genyard.services.ratelimit import RateLimiter
 from genyard.services.webhook_dispatcher import WebhookDispatcher
 from genyard.services.webhooks import WebhookSecrets, WebhookService
 from genyard.storage.local import LocalBlobStore
@@ -102,6 +103,7 @@ class Services:
     url_guard: UrlGuard
     files: FileService
     webhooks: WebhookService
+    limiter: RateLimiter
     run_workers: bool = True
     bootstrap: bool = True
     worker_models: set[str] | None = None
@@ -163,6 +165,7 @@ class Services:
             webhooks=WebhookService(
                 db, WebhookSecrets(db, secret_key), wake=lambda: services.wake_dispatcher()
             ),
+            limiter=RateLimiter(settings),
             run_workers=run_workers,
             bootstrap=bootstrap,
             worker_models=worker_models,
@@ -202,6 +205,17 @@ class Services:
             self._data_dir_lock = lock_data_dir(self.settings.data_dir)
         await migrate(self.db)
         await self.bus.start()
+        await self.limiter.start()
+        if (
+            self.bootstrap
+            and self.limiter.enabled
+            and not self.limiter.shared
+            and not self.db.is_sqlite
+        ):
+            log.warning(
+                "rate limits are counted in each process's memory: with several API "
+                "processes each allows the full limit; set GENYARD_REDIS_URL to share them"
+            )
         if self.bootstrap:
             await self.bootstrap_admin()
         if not self.run_workers:
@@ -246,6 +260,7 @@ class Services:
         if self._data_dir_lock is not None:
             self._data_dir_lock.close()
             self._data_dir_lock = None
+        await self.limiter.stop()
         await self.bus.stop()
         await self.db.dispose()
 

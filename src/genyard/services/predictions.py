@@ -272,7 +272,7 @@ class PredictionService:
                     pending = await jobs_repo.count_pending(conn, account_id)
                     raise RateLimited(
                         f"this account has {pending} pending predictions; the limit is {cap}",
-                        {"pending": pending, "limit": cap},
+                        {"window": "pending", "pending": pending, "limit": cap},
                         retry_after=5,
                     )
         except IntegrityError:
