@@ -82,6 +82,8 @@ def base_env(data_dir: Path, port: int, database_url: str | None) -> dict[str, s
         # minute); it measures the queue, so counting is off (issue 5's benchmark of
         # limits on versus off is its own run).
         GENYARD_RATE_LIMITS="off",
+        # Likewise billing: its accounts start with 10 credits, a thousand echo jobs.
+        GENYARD_BILLING="off",
         GENYARD_SHUTDOWN_GRACE="2",
     )
     if database_url:

@@ -13,22 +13,27 @@ import typer
 from rich.console import Console
 
 from genyard.config import Settings, load_settings
+from genyard.db.billing_repo import LedgerRow
 from genyard.db.engine import Database
 from genyard.db.migrate import migrate
 from genyard.domain.accounts import parse_scopes
 from genyard.domain.catalog import BUNDLED_CATALOG_DIR, MODEL_TYPES, Catalog
+from genyard.domain.pricing import credits
 from genyard.errors import GenyardError
 from genyard.providers.registry import ProviderRegistry
 from genyard.services.accounts import AccountService
 from genyard.services.container import DataDirInUse, lock_data_dir
+from genyard.services.credits import CreditService, amount_of, grant_type
 
 T = TypeVar("T")
 app = typer.Typer(help="genyard: a self-hostable AI generation platform.", no_args_is_help=True)
 users_app = typer.Typer(help="Manage users.", no_args_is_help=True)
 keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+credits_app = typer.Typer(help="Manage credits.", no_args_is_help=True)
 models_app = typer.Typer(help="Inspect the model catalog.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
+app.add_typer(credits_app, name="credits")
 app.add_typer(models_app, name="models")
 console = Console(stderr=True)
 
@@ -40,6 +45,11 @@ def _print_rows(header: tuple[str, ...], rows: Sequence[Sequence[str]]) -> None:
 
 
 def _run_with_accounts(fn: Callable[[AccountService], Awaitable[T]]) -> T:
+    return _run_with_db(lambda db, settings: fn(AccountService.from_settings(db, settings)))
+
+
+def _run_with_db(fn: Callable[[Database, Settings], Awaitable[T]]) -> T:
+    """Run ``fn`` on the migrated database; a GenyardError is printed, exit status 1."""
     settings = load_settings()
 
     async def main() -> T:
@@ -47,7 +57,7 @@ def _run_with_accounts(fn: Callable[[AccountService], Awaitable[T]]) -> T:
         db = Database(settings.resolved_database_url)
         try:
             await migrate(db)
-            return await fn(AccountService(db))
+            return await fn(db, settings)
         finally:
             await db.dispose()
 
@@ -220,6 +230,26 @@ def users_list() -> None:
     _print_rows(
         ("id", "name", "account", "tier", "admin"),
         [(u.id, u.name, u.account_id, u.tier, str(u.is_admin)) for u in users],
+    )
+
+
+@credits_app.command("grant")
+def credits_grant(
+    user: Annotated[str, typer.Option("--user", help="The user's name.")],
+    amount: Annotated[str, typer.Option(help="Credits, at most 6 decimals.")],
+    type: Annotated[
+        str, typer.Option("--type", help="purchase, daily_bonus, weekly_bonus or signup_bonus.")
+    ] = "purchase",
+    note: Annotated[str | None, typer.Option(help="Shown in the transaction history.")] = None,
+) -> None:
+    """Add credits to a user's account; prints the transaction and the new balance."""
+
+    async def grant(db: Database, settings: Settings) -> LedgerRow:
+        return await CreditService(db).grant(user, amount_of(amount), grant_type(type), note)
+
+    row = _run_with_db(grant)
+    typer.echo(
+        f"{row.id}	{row.type}	+{credits(row.amount):g}	balance={credits(row.balance_after):g}"
     )
 
 

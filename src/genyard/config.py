@@ -128,6 +128,23 @@ class Settings(BaseSettings):
         ge=1,
         description="Pending predictions one account may have; more answer 429.",
     )
+    billing: bool = Field(
+        default=True,
+        description="Charge credits: hold a prediction's estimated cost at submit (402 when "
+        "short), charge the real cost at the end (`off` for private installs: usage is still "
+        "recorded, nothing is held or charged).",
+    )
+    signup_bonus_credits: float = Field(
+        default=10.0,
+        ge=0,
+        description="Free credits every new user starts with (a `signup_bonus` ledger row).",
+    )
+    admin_initial_credits: float = Field(
+        default=1000.0,
+        ge=0,
+        description="Credits the first admin (created on an empty database) starts with, "
+        "so a fresh install can try every model (a `purchase` ledger row).",
+    )
     rate_limits: bool = Field(
         default=True,
         description="Count requests against the tiers' rate limits (`off` for private "

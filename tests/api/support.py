@@ -154,11 +154,14 @@ class Api:
         job_id: str,
         done: Callable[[dict[str, Any]], bool] = lambda j: j["status"] in TERMINAL,
         timeout: float = 10.0,
+        *,
+        key: str | None = None,
     ) -> dict[str, Any]:
-        """Poll GET until ``done(job)``; fail the test if it never happens."""
+        """Poll GET (as ``key``'s owner) until ``done(job)``; fail the test if it never
+        happens."""
         deadline = time.monotonic() + timeout
         while True:
-            job = await self.get(job_id)
+            job = await self.get(job_id, key=key)
             if done(job):
                 return job
             if time.monotonic() > deadline:

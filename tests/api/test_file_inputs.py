@@ -65,7 +65,7 @@ def field_errors(r: httpx.Response) -> dict[str, str]:
 async def test_a_data_uri_goes_in_and_comes_back_out_as_the_same_bytes(api: Api) -> None:
     job = await files_job(api, [data_uri(PNG)])
     assert job["status"] == "succeeded", job
-    assert job["usage"] == {"items": 1}
+    assert job["usage"] == {"items": 1, "credits_held": 0.01, "credits_charged": 0.01}
     # the input shows a signed URL to the stored copy, under inputs/
     (input_url,) = job["input"]["input_images"]
     assert key_of(input_url).startswith("inputs/") and key_of(input_url).endswith("/file.png")

@@ -34,7 +34,7 @@ async def test_prefer_wait_returns_the_finished_job(api: Api) -> None:
     assert job["output"] == payload
     assert job["error"] is None
     assert job["progress"] == 100
-    assert job["usage"] == {"items": 1}
+    assert job["usage"] == {"items": 1, "credits_held": 0.01, "credits_charged": 0.01}
     assert job["input"] == {"mode": "echo", "payload": payload, "seconds": 1, "steps": 5}
     assert job["logs"].splitlines() == ["diagnostic echo attempt=1", "succeeded on attempt 1"]
     assert "queue_position" not in job

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from genyard.domain.billing import job_usage
 from genyard.domain.jobs import Job
 from genyard.services.file_links import FileLinks
 
@@ -48,6 +49,7 @@ def prediction(job: Job, links: FileLinks, *, with_logs: bool = True) -> dict[st
         del body["logs"]
     if job.queue_position is not None:
         body["queue_position"] = job.queue_position
-    if job.usage is not None:
-        body["usage"] = job.usage
+    usage = job_usage(job)
+    if usage is not None:
+        body["usage"] = usage
     return body

@@ -7,6 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from genyard.db import billing_repo
 from genyard.db.engine import DbConnection
 from genyard.db.tables import accounts, api_keys, users
 from genyard.domain.accounts import Principal, parse_scopes
@@ -57,6 +58,7 @@ async def insert_user(conn: DbConnection, user: UserRow) -> None:
     await conn.execute(
         accounts.insert().values(id=user.account_id, name=user.name, created_at=user.created_at)
     )
+    await billing_repo.create_balance(conn, user.account_id)
     await conn.execute(
         users.insert().values(
             id=user.id,

@@ -39,13 +39,15 @@ def row_to_job(row: sa.Row[Any]) -> Job:
         started_at=m["started_at"],
         completed_at=m["completed_at"],
         usage=orjson.loads(m["usage"]) if m["usage"] is not None else None,
+        credits_held=m["credits_held"],
+        credits_charged=m["credits_charged"],
     )
 
 
 _INSERT_COLUMNS = (
     "id", "account_id", "user_id", "api_key_id", "model", "input", "status", "progress",
     "is_public", "output_folder", "webhook_url", "webhook_events", "idempotency_key",
-    "request_hash", "attempts", "created_at", "queue_deadline",
+    "request_hash", "attempts", "created_at", "queue_deadline", "credits_held",
 )  # fmt: skip
 # Built once (its cache key too): insert the row unless the account already has
 # ``cap`` pending jobs, in one statement.
@@ -95,6 +97,7 @@ async def insert_job(
             "attempts": 0,
             "created_at": job.created_at,
             "queue_deadline": queue_deadline,
+            "credits_held": job.credits_held,
             "cap_account": job.account_id,
             "cap": max_pending,
         },

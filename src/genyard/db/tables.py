@@ -81,6 +81,9 @@ predictions = sa.Table(
     sa.Column("queue_deadline", sa.Double, nullable=True),
     sa.Column("started_at", sa.Double, nullable=True),
     sa.Column("completed_at", sa.Double, nullable=True),
+    # (0003) Micro-credits held at submit and charged at the end (NULL: not billed).
+    sa.Column("credits_held", sa.BigInteger, nullable=True),
+    sa.Column("credits_charged", sa.BigInteger, nullable=True),
     sa.CheckConstraint(
         "status IN ('pending', 'processing', 'succeeded', 'failed', 'canceled')",
         name="status",
@@ -183,4 +186,56 @@ webhook_secrets = sa.Table(
     sa.Column("account_id", sa.String(40), sa.ForeignKey("accounts.id"), primary_key=True),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("rotated_at", sa.Double, nullable=False),
+)
+
+# Credits (micro-credits, integers). One balance row per account, created with the
+# account: the spendable buckets and what holds keep aside. Every change is one
+# conditional UPDATE of this row, so no two requests can spend the same credits.
+credit_balances = sa.Table(
+    "credit_balances",
+    metadata,
+    sa.Column("account_id", sa.String(40), sa.ForeignKey("accounts.id"), primary_key=True),
+    sa.Column("paid", sa.BigInteger, nullable=False),
+    sa.Column("free", sa.BigInteger, nullable=False),
+    sa.Column("earned", sa.BigInteger, nullable=False),
+    sa.Column("held", sa.BigInteger, nullable=False),
+    sa.CheckConstraint("paid >= 0 AND free >= 0 AND earned >= 0 AND held >= 0", name="nonneg"),
+)
+
+# The ledger users see: one row per movement of spendable credits (grants, bonuses,
+# spends, refunds, gifts); ``paid``/``free``/``earned`` are the signed parts per bucket.
+credit_ledger = sa.Table(
+    "credit_ledger",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("account_id", sa.String(40), sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("type", sa.String(20), nullable=False),
+    sa.Column("amount", sa.BigInteger, nullable=False),
+    sa.Column("paid", sa.BigInteger, nullable=False),
+    sa.Column("free", sa.BigInteger, nullable=False),
+    sa.Column("earned", sa.BigInteger, nullable=False),
+    sa.Column("balance_after", sa.BigInteger, nullable=False),
+    sa.Column("prediction_id", sa.String(40), nullable=True),
+    sa.Column("note", sa.String(200), nullable=True),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Index("ix_credit_ledger_account_created", "account_id", "created_at"),
+)
+
+# Credits held for a job until it ends, and which buckets they came from (a release
+# refunds the same buckets). Outside the ledger: a hold is not a movement users see.
+credit_holds = sa.Table(
+    "credit_holds",
+    metadata,
+    sa.Column(
+        "prediction_id",
+        sa.String(40),
+        sa.ForeignKey("predictions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("account_id", sa.String(40), nullable=False),
+    sa.Column("amount", sa.BigInteger, nullable=False),
+    sa.Column("paid", sa.BigInteger, nullable=False),
+    sa.Column("free", sa.BigInteger, nullable=False),
+    sa.Column("earned", sa.BigInteger, nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
 )

@@ -66,6 +66,9 @@ class Job:
     started_at: float | None = None
     completed_at: float | None = None
     usage: dict[str, Any] | None = None
+    #: Micro-credits held at submit and charged at the end (None: not billed).
+    credits_held: int | None = None
+    credits_charged: int | None = None
     logs: list[str] = field(default_factory=list)
     queue_position: int | None = None
 

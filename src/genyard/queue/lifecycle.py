@@ -17,7 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from genyard.db import webhooks_repo
+from genyard.db import billing_repo, webhooks_repo
 from genyard.db.engine import DbConnection
 from genyard.db.jobs_repo import dumps
 from genyard.db.tables import job_leases, predictions
@@ -116,12 +116,15 @@ async def transition(
     output_json: str | None = None,
     error: tuple[JobErrorCode, str] | None = None,
     usage: dict[str, Any] | None = None,
+    charge: int = 0,
 ) -> Moved | None:
     """Move one job to ``to``; None when the move is not allowed.
 
     ``lease_token``: the caller must still hold the job's lease with this token.
     ``lease_expired_before``: the lease must also have expired before that time
     (the reaper, so that a heartbeat that just renewed it wins).
+    ``charge``: micro-credits a successful job costs (capped at what it held); a job
+    that ends otherwise is charged nothing.
 
     The lease row is deleted *first*, then the job row updated: every writer takes the
     two locks in that order (so none deadlock), and on PostgreSQL a DELETE that waited
@@ -155,6 +158,9 @@ async def transition(
     row = (await conn.execute(_MOVES[to], params)).first()
     if row is None:
         return None
+    if to.is_terminal():
+        spent = charge if to is JobStatus.SUCCEEDED else 0
+        await billing_repo.settle_hold(conn, job_id, spent, now)
     queued = 0
     if row.webhook_url:
         has_output = output_json is not None and output_json != "null"

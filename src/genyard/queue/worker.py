@@ -14,6 +14,7 @@ import asyncio
 import logging
 import os
 import socket
+import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -26,6 +27,7 @@ import orjson
 from genyard.config import Settings
 from genyard.db import jobs_repo, webhooks_repo
 from genyard.db.engine import Database
+from genyard.domain import pricing
 from genyard.domain.catalog import Catalog, ModelEntry
 from genyard.domain.jobs import JobStatus
 from genyard.domain.webhooks import WebhookEvent, subscribed
@@ -343,6 +345,10 @@ class WorkerPool:
         Returns the ids of the jobs that moved (the others' results were refused)."""
         now = time.time()
         outcomes = [(item, *_outcome(item, result, now)) for item, result in ended]
+        if self.settings.billing:
+            for item, to, changes, _ in outcomes:
+                if to is JobStatus.SUCCEEDED:
+                    changes["charge"] = self._charge(item.job, changes.get("usage"))
         moved_jobs: list[lifecycle.Moved] = []
         logs: list[tuple[str, float, str]] = []
         try:
@@ -363,6 +369,18 @@ class WorkerPool:
         for moved in moved_jobs:
             self._on_moved(moved)
         return {moved.job_id for moved in moved_jobs}
+
+    def _charge(self, job: lifecycle.ClaimedJob, usage: dict[str, Any] | None) -> int:
+        """What a successful run costs: the model's price of its input and usage (the
+        transition caps it at the hold). A price that cannot be computed charges the
+        hold, the price the user was shown."""
+        entry = self.catalog.get(job.model)
+        try:
+            assert entry is not None
+            return pricing.charge(entry.pricing, orjson.loads(job.input), usage).total
+        except Exception:
+            log.exception("job %s: could not price the run; charging its hold", job.id)
+            return sys.maxsize
 
     def cancel(self, job_id: str) -> None:
         item = self.running.get(job_id)

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
 
+from genyard.config import Settings
 from genyard.db import accounts_repo as repo
+from genyard.db import billing_repo
 from genyard.db.accounts_repo import KeyRow, UserRow
 from genyard.db.engine import Database
 from genyard.domain.accounts import (
@@ -22,6 +24,7 @@ from genyard.domain.accounts import (
     looks_like_key,
     new_api_key,
 )
+from genyard.domain.billing import Bucket, LedgerType, to_micro
 from genyard.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unauthorized
 from genyard.ids import new_id
 
@@ -35,8 +38,14 @@ class IssuedKey:
 
 
 class AccountService:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, signup_bonus: int = 0) -> None:
+        """``signup_bonus``: micro-credits every new user starts with."""
         self.db = db
+        self.signup_bonus = signup_bonus
+
+    @classmethod
+    def from_settings(cls, db: Database, settings: Settings) -> AccountService:
+        return cls(db, signup_bonus=to_micro(settings.signup_bonus_credits, allow_zero=True))
 
     async def has_users(self) -> bool:
         async with self.db.read() as conn:
@@ -57,6 +66,11 @@ class AccountService:
                 if await repo.user_by_name(conn, name):
                     raise taken
                 await repo.insert_user(conn, user)
+                if self.signup_bonus:
+                    await billing_repo.credit(
+                        conn, user.account_id, LedgerType.SIGNUP_BONUS, Bucket.FREE,
+                        self.signup_bonus, user.created_at,
+                    )  # fmt: skip
         except IntegrityError:
             raise taken from None  # a concurrent create won (PostgreSQL, read committed)
         return user

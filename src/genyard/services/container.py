@@ -23,6 +23,7 @@ from genyard.api import render
 from genyard.config import Settings
 from genyard.db.engine import Database
 from genyard.db.migrate import migrate
+from genyard.domain.billing import LedgerType, to_micro
 from genyard.domain.catalog import BUNDLED_CATALOG_DIR, Catalog
 from genyard.domain.jobs import Job, JobStatus
 from genyard.errors import Conflict
@@ -36,6 +37,7 @@ from genyard.queue.lifecycle import Moved
 from genyard.queue.reaper import Reaper
 from genyard.queue.worker import WorkerPool
 from genyard.services.accounts import AccountService
+from genyard.services.credits import CreditService
 from genyard.services.file_links import FileLinks
 from genyard.services.files import FileService
 from genyard.services.predictions import PredictionService
@@ -103,6 +105,7 @@ class Services:
     url_guard: UrlGuard
     files: FileService
     webhooks: WebhookService
+    credits: CreditService
     limiter: RateLimiter
     run_workers: bool = True
     bootstrap: bool = True
@@ -147,7 +150,7 @@ class Services:
             providers=registry,
             bus=bus,
             metrics=metrics,
-            accounts=AccountService(db),
+            accounts=AccountService.from_settings(db, settings),
             predictions=PredictionService(
                 settings,
                 db,
@@ -165,6 +168,7 @@ class Services:
             webhooks=WebhookService(
                 db, WebhookSecrets(db, secret_key), wake=lambda: services.wake_dispatcher()
             ),
+            credits=CreditService(db),
             limiter=RateLimiter(settings),
             run_workers=run_workers,
             bootstrap=bootstrap,
@@ -273,6 +277,9 @@ class Services:
         except Conflict:
             return  # another API process bootstrapped first
         issued = await self.accounts.create_key(user, name="admin")
+        initial = to_micro(self.settings.admin_initial_credits, allow_zero=True)
+        if initial:
+            await self.credits.grant(user.name, initial, LedgerType.PURCHASE, "initial admin grant")
         path: Path = self.settings.data_dir / ADMIN_KEY_FILE
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:

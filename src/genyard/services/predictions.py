@@ -13,14 +13,17 @@ import orjson
 from sqlalchemy.exc import IntegrityError
 
 from genyard.config import Settings
-from genyard.db import jobs_repo
-from genyard.db.engine import Database
+from genyard.db import billing_repo, jobs_repo
+from genyard.db.engine import Database, DbConnection
+from genyard.domain import pricing
 from genyard.domain.catalog import Catalog, ModelEntry
 from genyard.domain.files import UploadedFile
 from genyard.domain.jobs import DEFAULT_WEBHOOK_EVENTS, WEBHOOK_EVENTS, Job, JobStatus
+from genyard.domain.pricing import credits
 from genyard.domain.validation import FieldError, validate_input
 from genyard.errors import (
     Conflict,
+    InsufficientCredits,
     InvalidRequest,
     JobErrorCode,
     NotFound,
@@ -198,12 +201,15 @@ class PredictionService:
         errors += prepared.errors
         if errors:
             raise invalid(errors)
+        # The worst case is held at insert (the same pure function prices the charge).
+        held = pricing.estimate(entry.pricing, filled).total if self.settings.billing else None
 
         # Files are stored only once everything else checked out, and deleted again
         # should the job not be inserted after all (too large, the pending cap, a replay).
         input, stored = await self.files.store_inputs(prepared, account_id)
         try:
             job = self._new_job(account_id, user_id, req, entry, input)
+            job.credits_held = held
             # Watch before the insert: a fast worker may finish the job before we wait.
             with self.bus.watch_job(job.id, ends_only=True) as rang:
                 submitted = await self._insert(
@@ -275,6 +281,8 @@ class PredictionService:
                         {"window": "pending", "pending": pending, "limit": cap},
                         retry_after=5,
                     )
+                if job.credits_held:
+                    await self._hold(conn, job)
         except IntegrityError:
             # Another request with the same idempotency key won the race.
             if not req.idempotency_key:
@@ -286,6 +294,19 @@ class PredictionService:
             return await self._replay(found, fingerprint, account_id)
         self._on_moved(lifecycle.Moved(job.id, job.model, JobStatus.PENDING, None, None))
         return Submitted(job, replayed=False)
+
+    @staticmethod
+    async def _hold(conn: DbConnection, job: Job) -> None:
+        """Hold the job's estimated cost; 402 (and the insert rolled back) when short."""
+        assert job.credits_held is not None
+        if await billing_repo.hold(conn, job.account_id, job.id, job.credits_held, job.created_at):
+            return
+        available = (await billing_repo.balance(conn, job.account_id)).total
+        raise InsufficientCredits(
+            f"this prediction may cost {credits(job.credits_held):g} credits; "
+            f"the account has {credits(available):g}",
+            {"required": credits(job.credits_held), "available": credits(available)},
+        )
 
     async def _replay(
         self, found: tuple[str, str | None], fingerprint: str, account_id: str

@@ -1,9 +1,17 @@
 """The native face: /v1/predictions (and /upload), /v1/models, /v1/account, /v1/keys,
-/v1/webhooks."""
+/v1/webhooks, /v1/credits."""
 
 from fastapi import APIRouter
 
-from genyard.api.native import account, models, predictions, stream, upload, webhooks
+from genyard.api.native import (
+    account,
+    credits,
+    models,
+    predictions,
+    stream,
+    upload,
+    webhooks,
+)
 
 
 def router() -> APIRouter:
@@ -16,4 +24,5 @@ def router() -> APIRouter:
     root.include_router(models.router)
     root.include_router(account.router)
     root.include_router(webhooks.router)
+    root.include_router(credits.router)
     return root

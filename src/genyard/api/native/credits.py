@@ -1,0 +1,114 @@
+"""/v1/credits: the balance, the transaction history, gifts, and admin grants."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from genyard.api.deps import ServicesDep, json_body, require
+from genyard.api.native.predictions import decode_cursor, encode_cursor
+from genyard.api.render import iso
+from genyard.api.responses import JSON
+from genyard.db.billing_repo import LedgerRow
+from genyard.domain.accounts import Principal, Scope
+from genyard.domain.billing import LedgerType
+from genyard.domain.pricing import credits
+from genyard.errors import Forbidden
+from genyard.services.credits import amount_of, grant_type
+
+router = APIRouter(tags=["credits"])
+
+
+class GiftCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    to_user: str = Field(min_length=1, max_length=200, description="The recipient's user name.")
+    amount: float | str = Field(description="Credits, at most 6 decimals.")
+
+
+class GrantCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user: str = Field(min_length=1, max_length=200, description="The user name.")
+    amount: float | str = Field(description="Credits, at most 6 decimals.")
+    type: str = Field(default="purchase", description="purchase, daily_bonus, weekly_bonus "
+                      "or signup_bonus.")  # fmt: skip
+    note: str | None = Field(default=None, max_length=200)
+
+
+def render_transaction(row: LedgerRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "type": row.type,
+        "amount": credits(row.amount),
+        "buckets": {
+            "paid": credits(row.parts.paid),
+            "free": credits(row.parts.free),
+            "earned": credits(row.parts.earned),
+        },
+        "balance_after": credits(row.balance_after),
+        "prediction_id": row.prediction_id,
+        "note": row.note,
+        "created_at": iso(row.created_at),
+    }
+
+
+@router.get("/v1/credits/balance")
+async def get_balance(
+    services: ServicesDep, principal: Annotated[Principal, require(Scope.READ)]
+) -> JSON:
+    balance = await services.credits.balance(principal.account_id)
+    return JSON({**balance.to_dict(), "billing": services.settings.billing})
+
+
+@router.get("/v1/credits/transactions")
+async def list_transactions(
+    services: ServicesDep,
+    principal: Annotated[Principal, require(Scope.READ)],
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: str | None = None,
+    type: LedgerType | None = None,
+) -> JSON:
+    rows = await services.credits.transactions(
+        principal.account_id,
+        limit=limit + 1,
+        before=decode_cursor(cursor) if cursor else None,
+        type=type.value if type else None,
+    )
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    return JSON(
+        {
+            "data": [render_transaction(r) for r in rows],
+            "has_more": has_more,
+            "next_cursor": encode_cursor(rows[-1].created_at, rows[-1].id) if has_more else None,
+        }
+    )
+
+
+@router.post("/v1/credits/gift", status_code=201)
+async def send_gift(
+    request: Request,
+    services: ServicesDep,
+    principal: Annotated[Principal, require(Scope.WRITE)],
+) -> JSON:
+    body = await json_body(request, GiftCreate)
+    row = await services.credits.gift(principal.account_id, body.to_user, amount_of(body.amount))
+    return JSON(render_transaction(row), status_code=201)
+
+
+@router.post("/v1/credits/grant", status_code=201)
+async def grant_credits(
+    request: Request,
+    services: ServicesDep,
+    principal: Annotated[Principal, require(Scope.WRITE)],
+) -> JSON:
+    if not principal.is_admin:
+        raise Forbidden("granting credits needs an admin key", {"required": "admin"})
+    body = await json_body(request, GrantCreate)
+    row = await services.credits.grant(
+        body.user, amount_of(body.amount), grant_type(body.type), body.note
+    )
+    return JSON(render_transaction(row), status_code=201)
