@@ -142,15 +142,18 @@ class Running:
 
 
 @contextlib.contextmanager
-def server(layout: Layout, pg: Postgres | None) -> Iterator[Running]:
+def server(
+    layout: Layout, pg: Postgres | None, extra_env: dict[str, str] | None = None
+) -> Iterator[Running]:
+    """Start the layout; ``extra_env`` overrides settings (e.g. billing on)."""
     workdir = make_tempdir("genyard-bench-")
     port = free_port()
     url = dbname = None
     if pg is not None:
-        dbname = f"bench_{layout.layout.replace('+', '_')}_{os.getpid()}"
+        dbname = f"bench_{layout.layout.replace('+', '_')}_{os.getpid()}_{port}"
         pg.createdb(dbname)
         url = pg.url(dbname)
-    env = base_env(workdir / "data", port, url)
+    env = base_env(workdir / "data", port, url) | (extra_env or {})
     exe = str(genyard_bin())
     started: list[tuple[subprocess.Popen[bytes], Path]] = []
     pids: dict[str, int] = {}

@@ -8,13 +8,14 @@ both spend it; the loser re-reads and tries again (or finds itself short).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
 from genyard.db.engine import DbConnection
-from genyard.db.tables import credit_balances, credit_holds, credit_ledger, predictions
+from genyard.db.tables import credit_balances, credit_holds, credit_ledger
 from genyard.domain.billing import Balance, Bucket, LedgerType, Parts, draw, settle
 from genyard.ids import new_id
 
@@ -120,8 +121,8 @@ async def credit(
     return await _ledger(conn, account_id, type, parts, 1, now, note=note)
 
 
-async def _take(conn: DbConnection, account_id: str, amount: int, *, hold: bool) -> Parts | None:
-    """Take ``amount`` from the buckets (into ``held`` when ``hold``); None when short."""
+async def _take(conn: DbConnection, account_id: str, amount: int) -> Parts | None:
+    """Take ``amount`` from the buckets; None when short."""
     for _ in range(_SPEND_TRIES):
         current = await balance(conn, account_id, lock=True)
         parts = draw(current, amount)
@@ -133,8 +134,6 @@ async def _take(conn: DbConnection, account_id: str, amount: int, *, hold: bool)
             c.free: c.free - parts.free,
             c.earned: c.earned - parts.earned,
         }
-        if hold:
-            values[c.held] = c.held + amount
         result = await conn.execute(
             credit_balances.update()
             .where(
@@ -160,74 +159,169 @@ async def spend(
     note: str | None = None,
 ) -> LedgerRow | None:
     """Take ``amount`` now (a gift sent); None when the balance is short."""
-    parts = await _take(conn, account_id, amount, hold=False)
+    parts = await _take(conn, account_id, amount)
     if parts is None:
         return None
     return await _ledger(conn, account_id, type, parts, -1, now, note=note)
+
+
+# A hold in two statements, built once. The first reads the balance (locking its row
+# on PostgreSQL) and writes the hold with the parts the draw order takes, computed in
+# SQL from that row; nothing is written when the balance is short. The second takes
+# exactly those parts from the buckets.
+_A = sa.bindparam("p_amount", type_=sa.BigInteger)
+_B = credit_balances.c
+_HOLD_PARTS = {
+    "free": sa.case((_B.free >= _A, _A), else_=_B.free),
+    "earned": sa.case(
+        (_B.free >= _A, 0), (_B.free + _B.earned >= _A, _A - _B.free), else_=_B.earned
+    ),
+    "paid": sa.case((_B.free + _B.earned >= _A, 0), else_=_A - _B.free - _B.earned),
+}
+_INSERT_HOLD = (
+    credit_holds.insert()
+    .from_select(
+        ["prediction_id", "account_id", "amount", "free", "earned", "paid", "created_at"],
+        sa.select(
+            sa.bindparam("p_job_id", type_=sa.String),
+            _B.account_id,
+            _A,
+            _HOLD_PARTS["free"],
+            _HOLD_PARTS["earned"],
+            _HOLD_PARTS["paid"],
+            sa.bindparam("p_now", type_=sa.Double),
+        )
+        .where(
+            _B.account_id == sa.bindparam("p_account_id"),
+            _B.paid + _B.free + _B.earned >= _A,
+        )
+        .with_for_update(),
+    )
+    .returning(credit_holds.c.free, credit_holds.c.earned, credit_holds.c.paid)
+)
+_TAKE_HELD = (
+    credit_balances.update()
+    .where(
+        _B.account_id == sa.bindparam("p_account_id"),
+        _B.free >= sa.bindparam("p_free"),
+        _B.earned >= sa.bindparam("p_earned"),
+        _B.paid >= sa.bindparam("p_paid"),
+    )
+    .values(
+        free=_B.free - sa.bindparam("p_free"),
+        earned=_B.earned - sa.bindparam("p_earned"),
+        paid=_B.paid - sa.bindparam("p_paid"),
+        held=_B.held + sa.bindparam("p_amount"),
+    )
+)
 
 
 async def hold(
     conn: DbConnection, account_id: str, prediction_id: str, amount: int, now: float
 ) -> bool:
     """Set ``amount`` aside for a job; False (nothing changed) when the balance is short."""
-    parts = await _take(conn, account_id, amount, hold=True)
+    params = {
+        "p_job_id": prediction_id,
+        "p_account_id": account_id,
+        "p_amount": amount,
+        "p_now": now,
+    }
+    parts = (await conn.execute(_INSERT_HOLD, params)).first()
     if parts is None:
         return False
-    await conn.execute(
-        credit_holds.insert().values(
-            prediction_id=prediction_id,
-            account_id=account_id,
-            amount=amount,
-            paid=parts.paid,
-            free=parts.free,
-            earned=parts.earned,
-            created_at=now,
-        )
+    taken = await conn.execute(
+        _TAKE_HELD,
+        {
+            "p_account_id": account_id,
+            "p_free": parts.free,
+            "p_earned": parts.earned,
+            "p_paid": parts.paid,
+            "p_amount": amount,
+        },
     )
+    if taken.rowcount != 1:  # the row is locked (or SQLite's writer lock held) since the read
+        raise RuntimeError(f"the balance of {account_id} changed under a hold")
     return True
 
 
-_DROP_HOLD = (
-    credit_holds.delete()
-    .where(credit_holds.c.prediction_id == sa.bindparam("job_id"))
-    .returning(
-        credit_holds.c.account_id,
-        credit_holds.c.amount,
-        credit_holds.c.paid,
-        credit_holds.c.free,
-        credit_holds.c.earned,
+_RELEASE = (
+    credit_balances.update()
+    .where(_B.account_id == sa.bindparam("p_account_id"))
+    .values(
+        paid=_B.paid + sa.bindparam("p_paid"),
+        free=_B.free + sa.bindparam("p_free"),
+        earned=_B.earned + sa.bindparam("p_earned"),
+        held=_B.held - sa.bindparam("p_held"),
     )
+    .returning(_B.paid, _B.free, _B.earned)
 )
+_INSERT_LEDGER = credit_ledger.insert()
 
 
-async def settle_hold(conn: DbConnection, job_id: str, charge: int, now: float) -> int | None:
-    """End a job's hold: spend ``charge`` of it (never more than was held) and give the
-    rest back to the buckets it came from. Returns what was charged; None when the job
-    held nothing."""
-    row = (await conn.execute(_DROP_HOLD, {"job_id": job_id})).first()
-    if row is None:
-        return None
-    held = Parts(row.paid, row.free, row.earned)
-    spent, back = settle(held, charge)
-    c = credit_balances.c
-    await conn.execute(
-        credit_balances.update()
-        .where(c.account_id == row.account_id)
-        .values(
-            {
-                c.paid: c.paid + back.paid,
-                c.free: c.free + back.free,
-                c.earned: c.earned + back.earned,
-                c.held: c.held - row.amount,
-            }
+async def settle_holds(conn: DbConnection, charges: Mapping[str, int], now: float) -> None:
+    """End the holds of jobs that ended: spend each job's charge (never more than it
+    held) and give the rest back to the buckets it came from. Set-based, so a worker
+    settles a whole batch with one DELETE, one UPDATE per account and one INSERT.
+    Jobs that held nothing are skipped."""
+    if not charges:
+        return
+    dropped = await conn.execute(
+        credit_holds.delete()
+        .where(credit_holds.c.prediction_id.in_(list(charges)))
+        .returning(
+            credit_holds.c.prediction_id,
+            credit_holds.c.account_id,
+            credit_holds.c.amount,
+            credit_holds.c.paid,
+            credit_holds.c.free,
+            credit_holds.c.earned,
         )
     )
-    await conn.execute(
-        predictions.update().where(predictions.c.id == job_id).values(credits_charged=spent.total)
-    )
-    if spent.total:
-        await _ledger(conn, row.account_id, LedgerType.SPEND, spent, -1, now, prediction_id=job_id)
-    return spent.total
+    by_account: dict[str, list[tuple[str, Parts, Parts]]] = {}
+    for row in sorted(dropped, key=lambda r: r.prediction_id):
+        spent, back = settle(Parts(row.paid, row.free, row.earned), charges[row.prediction_id])
+        by_account.setdefault(row.account_id, []).append((row.prediction_id, spent, back))
+    ledger: list[dict[str, Any]] = []
+    for account_id, settled in by_account.items():
+        back_total = Parts(
+            sum(b.paid for _, _, b in settled),
+            sum(b.free for _, _, b in settled),
+            sum(b.earned for _, _, b in settled),
+        )
+        after = (
+            await conn.execute(
+                _RELEASE,
+                {
+                    "p_account_id": account_id,
+                    "p_paid": back_total.paid,
+                    "p_free": back_total.free,
+                    "p_earned": back_total.earned,
+                    "p_held": sum(s.total + b.total for _, s, b in settled),
+                },
+            )
+        ).one()
+        # Each spend row shows the spendable balance once its own release was given back.
+        running = after.paid + after.free + after.earned - back_total.total
+        for job_id, spent, back in settled:
+            running += back.total
+            if spent.total:
+                ledger.append(
+                    {
+                        "id": new_id("txn"),
+                        "account_id": account_id,
+                        "type": LedgerType.SPEND.value,
+                        "amount": -spent.total,
+                        "paid": -spent.paid,
+                        "free": -spent.free,
+                        "earned": -spent.earned,
+                        "balance_after": running,
+                        "prediction_id": job_id,
+                        "note": None,
+                        "created_at": now,
+                    }
+                )
+    if ledger:
+        await conn.execute(_INSERT_LEDGER, ledger)
 
 
 async def transactions(

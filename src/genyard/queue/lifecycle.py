@@ -76,6 +76,13 @@ def _move_statement(to: JobStatus) -> sa.Update:
         )
         if to is JobStatus.SUCCEEDED:
             values["progress"] = 100
+        # What the job is charged: its price, never more than it held (the hold itself
+        # is settled by billing_repo.settle_holds in the same transaction).
+        charge = sa.bindparam("charge", type_=sa.BigInteger)
+        held = predictions.c.credits_held
+        values["credits_charged"] = sa.case(
+            (held.is_(None), None), (held < charge, held), else_=charge
+        )
     return (
         predictions.update()
         .where(
@@ -117,6 +124,7 @@ async def transition(
     error: tuple[JobErrorCode, str] | None = None,
     usage: dict[str, Any] | None = None,
     charge: int = 0,
+    settle: bool = True,
 ) -> Moved | None:
     """Move one job to ``to``; None when the move is not allowed.
 
@@ -124,7 +132,8 @@ async def transition(
     ``lease_expired_before``: the lease must also have expired before that time
     (the reaper, so that a heartbeat that just renewed it wins).
     ``charge``: micro-credits a successful job costs (capped at what it held); a job
-    that ends otherwise is charged nothing.
+    that ends otherwise is charged nothing. ``settle=False``: the caller settles the
+    hold itself, in this transaction (``billing_repo.settle_holds``, for a batch).
 
     The lease row is deleted *first*, then the job row updated: every writer takes the
     two locks in that order (so none deadlock), and on PostgreSQL a DELETE that waited
@@ -154,13 +163,13 @@ async def transition(
             usage=None if usage is None else dumps(usage),
             error_code=error[0].value if error else None,
             error_message=error[1] if error else None,
+            charge=charge if to is JobStatus.SUCCEEDED else 0,
         )
     row = (await conn.execute(_MOVES[to], params)).first()
     if row is None:
         return None
-    if to.is_terminal():
-        spent = charge if to is JobStatus.SUCCEEDED else 0
-        await billing_repo.settle_hold(conn, job_id, spent, now)
+    if to.is_terminal() and settle:
+        await billing_repo.settle_holds(conn, {job_id: params["charge"]}, now)
     queued = 0
     if row.webhook_url:
         has_output = output_json is not None and output_json != "null"

@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 
 from genyard.config import Settings
-from genyard.db import jobs_repo, webhooks_repo
+from genyard.db import billing_repo, jobs_repo, webhooks_repo
 from genyard.db.engine import Database
 from genyard.domain import pricing
 from genyard.domain.catalog import Catalog, ModelEntry
@@ -350,18 +350,22 @@ class WorkerPool:
                 if to is JobStatus.SUCCEEDED:
                     changes["charge"] = self._charge(item.job, changes.get("usage"))
         moved_jobs: list[lifecycle.Moved] = []
+        charges: dict[str, int] = {}  # the holds of the batch, settled in one go
         logs: list[tuple[str, float, str]] = []
         try:
             async with self.db.write() as conn:
                 for item, to, changes, lines in outcomes:
                     moved = await lifecycle.transition(
-                        conn, item.job.id, to, now=now, lease_token=item.job.token, **changes
-                    )
+                        conn, item.job.id, to, now=now, lease_token=item.job.token,
+                        settle=False, **changes,
+                    )  # fmt: skip
                     if moved is None:
                         log.info("job %s: result dropped, the lease was taken over", item.job.id)
                         continue
                     moved_jobs.append(moved)
+                    charges[item.job.id] = changes.get("charge", 0)
                     logs.extend((item.job.id, ts, line) for ts, line in lines)
+                await billing_repo.settle_holds(conn, charges, now)
                 await jobs_repo.append_logs(conn, logs)
         except Exception:
             log.exception("could not record the end of jobs %s", [i.job.id for i, *_ in outcomes])
