@@ -144,10 +144,10 @@ def time_estimate(
             source="fallback",
             matched_parameters=False,
         )
-    mean = sum(per_item) / len(per_item)
+    mean = _round(sum(per_item) / len(per_item))
     return TimeEstimate(
-        seconds=_round(mean * items),
-        per_item=_round(mean),
+        seconds=_round(mean * items),  # so that seconds is per_item times the count
+        per_item=mean,
         min_seconds=_round(min(per_item)),
         max_seconds=_round(max(per_item)),
         sample_count=len(per_item),

@@ -36,6 +36,7 @@ from genyard.queue.lifecycle import Moved
 from genyard.queue.reaper import Reaper
 from genyard.queue.worker import WorkerPool
 from genyard.services.accounts import AccountService
+from genyard.services.estimates import EstimateService
 from genyard.services.file_links import FileLinks
 from genyard.services.files import FileService
 from genyard.services.predictions import PredictionService
@@ -98,6 +99,7 @@ class Services:
     metrics: Metrics
     accounts: AccountService
     predictions: PredictionService
+    estimates: EstimateService
     secret_key: str
     blobs: LocalBlobStore
     url_guard: UrlGuard
@@ -140,6 +142,16 @@ class Services:
         url_guard = UrlGuard.from_settings(settings)
         links = FileLinks.from_settings(settings, secret_key, catalog)
         files = FileService(settings, blobs, links, url_guard)
+        predictions = PredictionService(
+            settings,
+            db,
+            catalog,
+            registry,
+            bus,
+            url_guard,
+            files,
+            on_moved=lambda m: services.on_moved(m),
+        )
         services = cls(
             settings=settings,
             db=db,
@@ -148,16 +160,8 @@ class Services:
             bus=bus,
             metrics=metrics,
             accounts=AccountService(db),
-            predictions=PredictionService(
-                settings,
-                db,
-                catalog,
-                registry,
-                bus,
-                url_guard,
-                files,
-                on_moved=lambda m: services.on_moved(m),
-            ),
+            predictions=predictions,
+            estimates=EstimateService(db, predictions, files),
             secret_key=secret_key,
             blobs=blobs,
             url_guard=url_guard,

@@ -1,9 +1,9 @@
-"""The native face: /v1/predictions (and /upload), /v1/models, /v1/account, /v1/keys,
+"""The native face: /v1/predictions (and /upload), /v1/estimate, /v1/models, /v1/account, /v1/keys,
 /v1/webhooks."""
 
 from fastapi import APIRouter
 
-from genyard.api.native import account, models, predictions, stream, upload, webhooks
+from genyard.api.native import account, estimate, models, predictions, stream, upload, webhooks
 
 
 def router() -> APIRouter:
@@ -12,6 +12,7 @@ def router() -> APIRouter:
     root = APIRouter()
     root.include_router(upload.router)
     root.include_router(predictions.router)
+    root.include_router(estimate.router)
     root.include_router(stream.router)
     root.include_router(models.router)
     root.include_router(account.router)
