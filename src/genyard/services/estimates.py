@@ -13,7 +13,14 @@ from typing import Any
 
 from genyard.db import jobs_repo
 from genyard.db.engine import Database
-from genyard.domain.estimates import SCAN_RUNS, Estimate, sample_fields, time_estimate
+from genyard.domain.estimates import (
+    RECENT_RUNS,
+    SCAN_RUNS,
+    Estimate,
+    priced_fields,
+    sample_fields,
+    time_estimate,
+)
 from genyard.domain.pricing import estimate as price
 from genyard.domain.validation import validate_input
 from genyard.services.files import FileService
@@ -39,9 +46,11 @@ class EstimateService:
             raise invalid(errors)
         applied = prepared.input
         quote = price(entry.pricing, applied)
+        # Runs with the call's priced parameters are looked for among more of the latest.
+        scan = SCAN_RUNS if priced_fields(entry.pricing) else RECENT_RUNS
         async with self.db.read() as conn:
             runs = await jobs_repo.recent_runs(
-                conn, entry.id, sample_fields(entry.pricing), limit=SCAN_RUNS
+                conn, entry.id, sample_fields(entry.pricing), limit=scan
             )
         time = time_estimate(entry.pricing, applied, runs, expected_seconds=entry.expected_seconds)
         return Estimate(entry.id, quote, time, applied)
