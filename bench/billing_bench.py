@@ -116,10 +116,12 @@ def main(argv: list[str] | None = None) -> int:
     ok = slowdown <= TARGET_SLOWDOWN
     text = (
         f"## On ({args.on}) vs off, {layout.db} — {when:%Y-%m-%d %H:%M} UTC\n\n"
-        f"Machine: {info['nproc']} cores ({info['cpu']}), {info['ram']}; commit {info['commit']}; "
+        f"Machine: {info['nproc']} cores ({info['cpu']}), {info['ram']}; "
+        f"commit {info['commit']}; "
         f"Python {info['python']}. `bench/billing_bench.py --db {args.db} --rounds "
-        f"{args.rounds} --seconds {args.seconds} --on {args.on}`: echo with `Prefer: wait=10`, {args.clients} "
-        f"wrk connections over {args.users} accounts, windows alternating off/on.\n\n"
+        f"{args.rounds} --seconds {args.seconds} --on {args.on}`: echo with `Prefer: wait=10`, "
+        f"{args.clients} wrk connections over {args.users} accounts, windows alternating "
+        "off/on.\n\n"
         "| config | rates (/s) | mean (/s) |\n|---|---|---|\n"
         + "".join(
             f"| {name} | {', '.join(f'{r:.0f}' for r in rates[name])} | "

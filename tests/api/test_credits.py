@@ -201,3 +201,15 @@ async def test_billing_off_holds_and_charges_nothing(make_api: ApiFactory) -> No
         assert done["usage"] == {"items": 1}
         assert (await balance(api, key))["billing"] is False
         assert (await balance(api, key))["total"] == 0.0
+
+
+async def test_the_estimate_is_what_submit_holds_and_the_run_charges(billed: Api) -> None:
+    api = billed
+    key, _ = await user_with(api, "ivy", "1")
+    body = {"model": DIAGNOSTIC, "input": {"mode": "echo", "payload": [1, 2]}}
+    r = await api.client.post("/v1/estimate", json=body, headers=api.auth(key))
+    assert r.status_code == 200, r.text
+    quoted = r.json()["credit_cost"]["total"]
+    job = await api.predict(DIAGNOSTIC, body["input"], key=key)
+    done = await api.wait_until(job["id"], key=key)
+    assert done["usage"]["credits_held"] == quoted == done["usage"]["credits_charged"] == PRICE

@@ -223,6 +223,21 @@ BAD_FILES = {
         'input_schema = { type = "object" }\nlimits = { timeout = "fast" }\n',
         "model.limits.timeout must be a positive number",
     ),
+    "expected_seconds that is not a number": (
+        '[model]\nid = "a/b"\ntype = "text"\nprovider = "p"\n'
+        'input_schema = { type = "object" }\nexpected_seconds = "soon"\n',
+        "model.expected_seconds must be a positive number",
+    ),
+    "expected_seconds of zero": (
+        '[model]\nid = "a/b"\ntype = "text"\nprovider = "p"\n'
+        'input_schema = { type = "object" }\nexpected_seconds = 0\n',
+        "model.expected_seconds must be a positive number",
+    ),
+    "expected_seconds that is infinite": (
+        '[model]\nid = "a/b"\ntype = "text"\nprovider = "p"\n'
+        'input_schema = { type = "object" }\nexpected_seconds = inf\n',
+        "model.expected_seconds must be a positive number",
+    ),
     "unknown model field": (
         '[model]\nid = "a/b"\ntype = "text"\nprovider = "p"\n'
         'input_schema = { type = "object" }\ndescripton = "typo"\n',
@@ -324,3 +339,17 @@ def test_bad_files_raise_catalog_error_naming_the_file(tmp_path: Path, case: str
 def test_missing_directory_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(CatalogError, match="does not exist"):
         Catalog.load([tmp_path / "nowhere"])
+
+
+def test_expected_seconds_is_read_and_optional(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "timed.toml",
+        '[model]\nid = "a/timed"\ntype = "text"\nprovider = "p"\n'
+        'input_schema = { type = "object" }\nexpected_seconds = 2.5\n',
+    )
+    model_file(tmp_path, "plain.toml", "a/plain")
+    catalog = Catalog.load([tmp_path])
+    timed, plain = catalog.get("a/timed"), catalog.get("a/plain")
+    assert timed is not None and timed.expected_seconds == 2.5
+    assert plain is not None and plain.expected_seconds is None

@@ -8,8 +8,9 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from genyard.db.engine import DbConnection
+from genyard.db.engine import DbConnection, InlineConnection
 from genyard.db.tables import prediction_logs, predictions
+from genyard.domain.estimates import Run
 from genyard.domain.jobs import Job, JobStatus
 
 
@@ -218,3 +219,41 @@ async def read_logs_after(conn: DbConnection, job_id: str, after_id: int) -> lis
         .order_by(prediction_logs.c.id)
     )
     return [(r.id, r.line) for r in rows]
+
+
+def recent_runs_query(fields: Sequence[str], *, sqlite: bool) -> sa.Select[Any]:
+    """The query of :func:`recent_runs` (``limit`` and ``model`` are bound parameters)."""
+    # SQLite keeps JSON in TEXT and its JSON functions read it as is (a CAST would give
+    # the column numeric affinity); PostgreSQL needs the text cast to json.
+    source = predictions.c.input
+    as_json = sa.type_coerce(source, sa.JSON) if sqlite else sa.cast(source, sa.JSON)
+    columns = [as_json[name].label(f"f{i}") for i, name in enumerate(fields)]
+    return (
+        sa.select(predictions.c.started_at, predictions.c.completed_at, *columns)
+        .where(
+            predictions.c.status == JobStatus.SUCCEEDED.value,
+            predictions.c.model == sa.bindparam("model", type_=sa.String),
+            predictions.c.started_at.is_not(None),
+            predictions.c.completed_at.is_not(None),
+        )
+        .order_by(predictions.c.created_at.desc())
+        .limit(sa.bindparam("limit", type_=sa.Integer))
+    )
+
+
+async def recent_runs(
+    conn: DbConnection, model: str, fields: Sequence[str], *, limit: int
+) -> list[Run]:
+    """The model's latest ``limit`` succeeded runs, newest first: each one's run time and
+    the values of ``fields`` in its input (extracted by the database, so large inputs
+    are not sent over; a field the input lacks, or holds null, is left out).
+
+    Newest by ``created_at``, so ix_predictions_queue (status, model, created_at) serves
+    the filter and the order, and the scan stops after ``limit`` rows."""
+    query = recent_runs_query(fields, sqlite=isinstance(conn, InlineConnection))
+    runs = []
+    for row in await conn.execute(query, {"model": model, "limit": limit}):
+        m = row._mapping
+        values = {name: m[f"f{i}"] for i, name in enumerate(fields) if m[f"f{i}"] is not None}
+        runs.append(Run(m["completed_at"] - m["started_at"], values))
+    return runs

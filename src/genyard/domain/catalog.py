@@ -9,6 +9,7 @@ and parsed here, once (domain/pricing.py); an entry without one is free.
 
 from __future__ import annotations
 
+import math
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -45,7 +46,7 @@ MODEL_TYPES = frozenset(
 _MODEL_KEYS = frozenset(
     {
         "id", "type", "provider", "input_schema", "description", "languages", "settings",
-        "capabilities", "pricing", "limits", "example_input", "diagnostic",
+        "capabilities", "pricing", "limits", "example_input", "diagnostic", "expected_seconds",
     }
 )  # fmt: skip
 
@@ -75,6 +76,9 @@ class ModelEntry:
     limits: Limits = field(default_factory=Limits)
     example_input: dict[str, Any] = field(default_factory=dict)
     diagnostic: bool = False
+    #: Seconds one run takes (per item where the pricing counts items): the time
+    #: estimate until the model has a history (:mod:`genyard.domain.estimates`).
+    expected_seconds: float | None = None
     #: The input's file fields by name (``x-genyard-file``, see :mod:`genyard.domain.files`).
     files: dict[str, FileField] = field(default_factory=dict)
 
@@ -120,6 +124,13 @@ def _parse_entry(path: Path, data: dict[str, Any]) -> ModelEntry:
         value = getattr(limits, name)
         if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
             raise CatalogError(f"{path}: model.limits.{name} must be a positive number")
+    expected = model.get("expected_seconds")
+    if expected is not None and (
+        isinstance(expected, bool)
+        or not isinstance(expected, int | float)
+        or not 0 < expected < math.inf
+    ):
+        raise CatalogError(f"{path}: model.expected_seconds must be a positive number")
     pricing = FREE
     if "pricing" in model:
         try:
@@ -139,6 +150,7 @@ def _parse_entry(path: Path, data: dict[str, Any]) -> ModelEntry:
         limits=limits,
         example_input=dict(model.get("example_input", {})),
         diagnostic=bool(model.get("diagnostic", False)),
+        expected_seconds=float(expected) if expected is not None else None,
         files=file_fields(schema),
     )
 

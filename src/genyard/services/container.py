@@ -38,6 +38,7 @@ from genyard.queue.reaper import Reaper
 from genyard.queue.worker import WorkerPool
 from genyard.services.accounts import AccountService
 from genyard.services.credits import CreditService
+from genyard.services.estimates import EstimateService
 from genyard.services.file_links import FileLinks
 from genyard.services.files import FileService
 from genyard.services.predictions import PredictionService
@@ -100,6 +101,7 @@ class Services:
     metrics: Metrics
     accounts: AccountService
     predictions: PredictionService
+    estimates: EstimateService
     secret_key: str
     blobs: LocalBlobStore
     url_guard: UrlGuard
@@ -143,6 +145,16 @@ class Services:
         url_guard = UrlGuard.from_settings(settings)
         links = FileLinks.from_settings(settings, secret_key, catalog)
         files = FileService(settings, blobs, links, url_guard)
+        predictions = PredictionService(
+            settings,
+            db,
+            catalog,
+            registry,
+            bus,
+            url_guard,
+            files,
+            on_moved=lambda m: services.on_moved(m),
+        )
         services = cls(
             settings=settings,
             db=db,
@@ -151,16 +163,8 @@ class Services:
             bus=bus,
             metrics=metrics,
             accounts=AccountService.from_settings(db, settings),
-            predictions=PredictionService(
-                settings,
-                db,
-                catalog,
-                registry,
-                bus,
-                url_guard,
-                files,
-                on_moved=lambda m: services.on_moved(m),
-            ),
+            predictions=predictions,
+            estimates=EstimateService(db, predictions, files),
             secret_key=secret_key,
             blobs=blobs,
             url_guard=url_guard,

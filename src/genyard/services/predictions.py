@@ -162,6 +162,18 @@ class PredictionService:
             )
         return entry
 
+    def available_model(self, model_id: str) -> ModelEntry:
+        """The model, when it is in the catalog and its provider can run here; else a
+        400 naming ``model``."""
+        entry = self.model(model_id)
+        availability = self.providers.availability(entry.provider)
+        if not availability.available:
+            raise InvalidRequest(
+                f"model: {entry.id} is unavailable here: {availability.reason}",
+                {"field": "model", "reason": availability.reason, "fix": availability.fix},
+            )
+        return entry
+
     async def submit(
         self,
         account_id: str,
@@ -183,13 +195,7 @@ class PredictionService:
                 found = await jobs_repo.find_idempotent(conn, account_id, req.idempotency_key)
             if found is not None:
                 return await self._replay(found, req.fingerprint(), account_id)
-        entry = self.model(req.model)
-        availability = self.providers.availability(entry.provider)
-        if not availability.available:
-            raise InvalidRequest(
-                f"model: {entry.id} is unavailable here: {availability.reason}",
-                {"field": "model", "reason": availability.reason, "fix": availability.fix},
-            )
+        entry = self.available_model(req.model)
         merged, uploads, errors = self.files.attach_uploads(entry, req.input, req.uploads)
         filled, input_errors = validate_input(entry.input_schema, merged)
         errors += input_errors

@@ -1,11 +1,12 @@
-"""The native face: /v1/predictions (and /upload), /v1/models, /v1/account, /v1/keys,
-/v1/webhooks, /v1/credits."""
+"""The native face: /v1/predictions (and /upload), /v1/estimate, /v1/models, /v1/account,
+/v1/keys, /v1/webhooks, /v1/credits."""
 
 from fastapi import APIRouter
 
 from genyard.api.native import (
     account,
     credits,
+    estimate,
     models,
     predictions,
     stream,
@@ -20,6 +21,7 @@ def router() -> APIRouter:
     root = APIRouter()
     root.include_router(upload.router)
     root.include_router(predictions.router)
+    root.include_router(estimate.router)
     root.include_router(stream.router)
     root.include_router(models.router)
     root.include_router(account.router)
