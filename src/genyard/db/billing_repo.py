@@ -37,7 +37,7 @@ class LedgerRow:
 
 async def create_balance(conn: DbConnection, account_id: str) -> None:
     await conn.execute(
-        credit_balances.insert().values(account_id=account_id, paid=0, free=0, earned=0, held=0)
+        credit_balances.insert().values(account_id=account_id, paid=0, free=0, earned=0)
     )
 
 
@@ -45,17 +45,19 @@ async def balance(conn: DbConnection, account_id: str, *, lock: bool = False) ->
     """The account's balance; ``lock`` holds its row until the transaction ends
     (PostgreSQL: concurrent spends then queue instead of retrying)."""
     query = sa.select(
-        credit_balances.c.paid,
-        credit_balances.c.free,
-        credit_balances.c.earned,
-        credit_balances.c.held,
+        credit_balances.c.paid, credit_balances.c.free, credit_balances.c.earned
     ).where(credit_balances.c.account_id == account_id)
     if lock:
         query = query.with_for_update()
     row = (await conn.execute(query)).first()
     if row is None:
         raise LookupError(f"account {account_id} has no balance row")
-    return Balance(row.paid, row.free, row.earned, row.held)
+    held = await conn.execute(
+        sa.select(sa.func.coalesce(sa.func.sum(credit_holds.c.amount), 0)).where(
+            credit_holds.c.account_id == account_id
+        )
+    )
+    return Balance(row.paid, row.free, row.earned, int(held.scalar_one()))
 
 
 async def _ledger(
@@ -211,7 +213,6 @@ _TAKE_HELD = (
         free=_B.free - sa.bindparam("p_free"),
         earned=_B.earned - sa.bindparam("p_earned"),
         paid=_B.paid - sa.bindparam("p_paid"),
-        held=_B.held + sa.bindparam("p_amount"),
     )
 )
 
@@ -236,7 +237,6 @@ async def hold(
             "p_free": parts.free,
             "p_earned": parts.earned,
             "p_paid": parts.paid,
-            "p_amount": amount,
         },
     )
     if taken.rowcount != 1:  # the row is locked (or SQLite's writer lock held) since the read
@@ -251,9 +251,11 @@ _RELEASE = (
         paid=_B.paid + sa.bindparam("p_paid"),
         free=_B.free + sa.bindparam("p_free"),
         earned=_B.earned + sa.bindparam("p_earned"),
-        held=_B.held - sa.bindparam("p_held"),
     )
     .returning(_B.paid, _B.free, _B.earned)
+)
+_SPENDABLE = sa.select(_B.paid + _B.free + _B.earned).where(
+    _B.account_id == sa.bindparam("p_account_id")
 )
 _INSERT_LEDGER = credit_ledger.insert()
 
@@ -261,8 +263,9 @@ _INSERT_LEDGER = credit_ledger.insert()
 async def settle_holds(conn: DbConnection, charges: Mapping[str, int], now: float) -> None:
     """End the holds of jobs that ended: spend each job's charge (never more than it
     held) and give the rest back to the buckets it came from. Set-based, so a worker
-    settles a whole batch with one DELETE, one UPDATE per account and one INSERT.
-    Jobs that held nothing are skipped."""
+    settles a whole batch with one DELETE, one UPDATE per account that gets credits
+    back (in account order, so concurrent batches never deadlock) and one INSERT. Jobs
+    that held nothing are skipped."""
     if not charges:
         return
     dropped = await conn.execute(
@@ -282,26 +285,31 @@ async def settle_holds(conn: DbConnection, charges: Mapping[str, int], now: floa
         spent, back = settle(Parts(row.paid, row.free, row.earned), charges[row.prediction_id])
         by_account.setdefault(row.account_id, []).append((row.prediction_id, spent, back))
     ledger: list[dict[str, Any]] = []
-    for account_id, settled in by_account.items():
+    for account_id, settled in sorted(by_account.items()):  # one lock order: no deadlocks
         back_total = Parts(
             sum(b.paid for _, _, b in settled),
             sum(b.free for _, _, b in settled),
             sum(b.earned for _, _, b in settled),
         )
-        after = (
-            await conn.execute(
-                _RELEASE,
-                {
-                    "p_account_id": account_id,
-                    "p_paid": back_total.paid,
-                    "p_free": back_total.free,
-                    "p_earned": back_total.earned,
-                    "p_held": sum(s.total + b.total for _, s, b in settled),
-                },
+        if back_total.total:
+            after = (
+                await conn.execute(
+                    _RELEASE,
+                    {
+                        "p_account_id": account_id,
+                        "p_paid": back_total.paid,
+                        "p_free": back_total.free,
+                        "p_earned": back_total.earned,
+                    },
+                )
+            ).one()
+            spendable = after.paid + after.free + after.earned
+        else:  # charged exactly what was held: no balance row to touch (or lock)
+            spendable = int(
+                (await conn.execute(_SPENDABLE, {"p_account_id": account_id})).scalar_one()
             )
-        ).one()
         # Each spend row shows the spendable balance once its own release was given back.
-        running = after.paid + after.free + after.earned - back_total.total
+        running = spendable - back_total.total
         for job_id, spent, back in settled:
             running += back.total
             if spent.total:

@@ -189,8 +189,10 @@ webhook_secrets = sa.Table(
 )
 
 # Credits (micro-credits, integers). One balance row per account, created with the
-# account: the spendable buckets and what holds keep aside. Every change is one
-# conditional UPDATE of this row, so no two requests can spend the same credits.
+# account: the spendable buckets. Every spend is one conditional UPDATE of this row, so
+# no two requests can spend the same credits. What holds keep aside is the sum of the
+# account's credit_holds (not a column here: ending a job that is charged exactly its
+# hold then touches no balance row, which concurrent submits lock).
 credit_balances = sa.Table(
     "credit_balances",
     metadata,
@@ -198,8 +200,7 @@ credit_balances = sa.Table(
     sa.Column("paid", sa.BigInteger, nullable=False),
     sa.Column("free", sa.BigInteger, nullable=False),
     sa.Column("earned", sa.BigInteger, nullable=False),
-    sa.Column("held", sa.BigInteger, nullable=False),
-    sa.CheckConstraint("paid >= 0 AND free >= 0 AND earned >= 0 AND held >= 0", name="nonneg"),
+    sa.CheckConstraint("paid >= 0 AND free >= 0 AND earned >= 0", name="nonneg"),
 )
 
 # The ledger users see: one row per movement of spendable credits (grants, bonuses,
@@ -232,7 +233,7 @@ credit_holds = sa.Table(
         sa.ForeignKey("predictions.id", ondelete="CASCADE"),
         primary_key=True,
     ),
-    sa.Column("account_id", sa.String(40), nullable=False),
+    sa.Column("account_id", sa.String(40), nullable=False, index=True),
     sa.Column("amount", sa.BigInteger, nullable=False),
     sa.Column("paid", sa.BigInteger, nullable=False),
     sa.Column("free", sa.BigInteger, nullable=False),

@@ -24,16 +24,14 @@ def upgrade() -> None:
         sa.Column("paid", sa.BigInteger, nullable=False),
         sa.Column("free", sa.BigInteger, nullable=False),
         sa.Column("earned", sa.BigInteger, nullable=False),
-        sa.Column("held", sa.BigInteger, nullable=False),
         sa.CheckConstraint(
-            "paid >= 0 AND free >= 0 AND earned >= 0 AND held >= 0",
-            name=op.f("ck_credit_balances_nonneg"),
+            "paid >= 0 AND free >= 0 AND earned >= 0", name=op.f("ck_credit_balances_nonneg")
         ),
     )
     # Accounts made before credits existed start at zero.
     op.execute(
-        "INSERT INTO credit_balances (account_id, paid, free, earned, held) "
-        "SELECT id, 0, 0, 0, 0 FROM accounts"
+        "INSERT INTO credit_balances (account_id, paid, free, earned) "
+        "SELECT id, 0, 0, 0 FROM accounts"
     )
     op.create_table(
         "credit_ledger",
@@ -67,6 +65,7 @@ def upgrade() -> None:
         sa.Column("earned", sa.BigInteger, nullable=False),
         sa.Column("created_at", sa.Double, nullable=False),
     )
+    op.create_index("ix_credit_holds_account_id", "credit_holds", ["account_id"])
     op.add_column("predictions", sa.Column("credits_held", sa.BigInteger, nullable=True))
     op.add_column("predictions", sa.Column("credits_charged", sa.BigInteger, nullable=True))
 
