@@ -213,3 +213,26 @@ async def test_the_estimate_is_what_submit_holds_and_the_run_charges(billed: Api
     job = await api.predict(DIAGNOSTIC, body["input"], key=key)
     done = await api.wait_until(job["id"], key=key)
     assert done["usage"]["credits_held"] == quoted == done["usage"]["credits_charged"] == PRICE
+
+
+async def test_usage_per_model_day_and_key(billed: Api) -> None:
+    api = billed
+    key, _ = await user_with(api, "jo", "1")
+    ok = await api.predict(DIAGNOSTIC, {"mode": "echo"}, key=key)
+    bad = await api.predict(DIAGNOSTIC, {"mode": "fail"}, key=key)
+    for job in (ok, bad):
+        await api.wait_until(job["id"], key=key)
+    r = await api.client.get("/v1/usage?days=7", headers=api.auth(key))
+    assert r.status_code == 200, r.text
+    usage = r.json()
+    [day] = usage["days"]
+    assert (day["model"], day["requests"], day["succeeded"], day["failed"]) == (
+        DIAGNOSTIC, 2, 1, 1,
+    )  # fmt: skip
+    assert day["credits"] == PRICE
+    assert day["latency_p50"] is not None and day["latency_p95"] >= day["latency_p50"]
+    [per_key] = usage["keys"]
+    assert per_key["requests"] == 2 and per_key["credits"] == PRICE
+    assert per_key["prefix"] == key[:14]
+    assert usage["totals"] == {"requests": 2, "failed": 1, "credits": PRICE}
+    assert (await api.client.get("/v1/usage?days=91", headers=api.auth(key))).status_code == 400

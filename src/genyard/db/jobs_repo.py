@@ -12,6 +12,7 @@ from genyard.db.engine import DbConnection, InlineConnection
 from genyard.db.tables import prediction_logs, predictions
 from genyard.domain.estimates import Run
 from genyard.domain.jobs import Job, JobStatus
+from genyard.domain.usage import UsageRow
 
 
 def dumps(value: Any) -> str:
@@ -257,3 +258,14 @@ async def recent_runs(
         values = {name: m[f"f{i}"] for i, name in enumerate(fields) if m[f"f{i}"] is not None}
         runs.append(Run(m["completed_at"] - m["started_at"], values))
     return runs
+
+
+async def usage_rows(conn: DbConnection, account_id: str, since: float) -> list[UsageRow]:
+    """The account's predictions created since ``since`` (ix_predictions_account_created)."""
+    p = predictions.c
+    rows = await conn.execute(
+        sa.select(
+            p.model, p.api_key_id, p.status, p.created_at, p.completed_at, p.credits_charged
+        ).where(p.account_id == account_id, p.created_at >= since)
+    )
+    return [UsageRow(*row) for row in rows]

@@ -1,5 +1,5 @@
 """The native face: /v1/predictions (and /upload), /v1/estimate, /v1/models, /v1/account,
-/v1/keys, /v1/webhooks, /v1/credits."""
+/v1/keys, /v1/webhooks, /v1/credits, /v1/usage."""
 
 from fastapi import APIRouter
 
@@ -11,6 +11,7 @@ from genyard.api.native import (
     predictions,
     stream,
     upload,
+    usage,
     webhooks,
 )
 
@@ -27,4 +28,5 @@ def router() -> APIRouter:
     root.include_router(account.router)
     root.include_router(webhooks.router)
     root.include_router(credits.router)
+    root.include_router(usage.router)
     return root
