@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from genyard.api.native.predictions import decode_cursor, encode_cursor, wait_seconds
+from genyard.api.native.predictions import wait_seconds
+from genyard.api.paging import decode_cursor, encode_cursor
 from genyard.errors import InvalidRequest
 
 

@@ -15,7 +15,6 @@ from genyard.db.tables import webhook_deliveries
 from genyard.domain.jobs import Job, JobStatus
 from genyard.domain.webhooks import DeliveryStatus
 from genyard.errors import JobErrorCode
-from genyard.queue import lifecycle
 
 from .test_lifecycle import MODEL, add_user, claim, move
 
@@ -116,8 +115,3 @@ async def test_due_rows_are_claimed_once_and_attempts_are_logged(migrated_db: Da
         assert await webhooks_repo.list_for_prediction(conn, "pred_1", "acct_other") == []
     assert delivery.status is DeliveryStatus.PENDING
     assert delivery.log == [attempt]
-
-
-async def test_lifecycle_moved_defaults_to_no_webhooks() -> None:
-    moved = lifecycle.Moved("pred_x", MODEL, JobStatus.PENDING, None, None)
-    assert moved.webhooks == 0

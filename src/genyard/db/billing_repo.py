@@ -19,9 +19,6 @@ from genyard.db.tables import credit_balances, credit_holds, credit_ledger
 from genyard.domain.billing import Balance, Bucket, LedgerType, Parts, draw, settle
 from genyard.ids import new_id
 
-#: How often a spend re-reads a balance another request changed under it.
-_SPEND_TRIES = 20
-
 
 @dataclass(frozen=True, slots=True)
 class LedgerRow:
@@ -60,44 +57,52 @@ async def balance(conn: DbConnection, account_id: str, *, lock: bool = False) ->
     return Balance(row.paid, row.free, row.earned, int(held.scalar_one()))
 
 
-async def _ledger(
-    conn: DbConnection,
+_INSERT_LEDGER = credit_ledger.insert()
+
+
+def _ledger_values(
     account_id: str,
     type: LedgerType,
-    signed: Parts,
+    parts: Parts,
     sign: int,
+    balance_after: int,
     now: float,
     *,
     prediction_id: str | None = None,
     note: str | None = None,
-) -> LedgerRow:
-    after = await balance(conn, account_id)
-    row = LedgerRow(
-        new_id("txn"),
-        type.value,
-        sign * signed.total,
-        signed,
-        after.total,
-        prediction_id,
-        note,
-        now,
-    )
-    await conn.execute(
-        credit_ledger.insert().values(
-            id=row.id,
-            account_id=account_id,
-            type=row.type,
-            amount=row.amount,
-            paid=sign * signed.paid,
-            free=sign * signed.free,
-            earned=sign * signed.earned,
-            balance_after=row.balance_after,
-            prediction_id=prediction_id,
-            note=note,
-            created_at=now,
-        )
-    )
-    return row
+) -> dict[str, Any]:
+    """One ``credit_ledger`` row: ``parts`` moved in (``sign`` 1) or out (-1)."""
+    return {
+        "id": new_id("txn"),
+        "account_id": account_id,
+        "type": type.value,
+        "amount": sign * parts.total,
+        "paid": sign * parts.paid,
+        "free": sign * parts.free,
+        "earned": sign * parts.earned,
+        "balance_after": balance_after,
+        "prediction_id": prediction_id,
+        "note": note,
+        "created_at": now,
+    }
+
+
+def _row_of(m: Mapping[Any, Any]) -> LedgerRow:
+    """A ledger row's columns (signed parts) as a :class:`LedgerRow` (parts as moved)."""
+    parts = Parts(abs(m["paid"]), abs(m["free"]), abs(m["earned"]))
+    return LedgerRow(
+        m["id"], m["type"], m["amount"], parts, m["balance_after"], m["prediction_id"],
+        m["note"], m["created_at"],
+    )  # fmt: skip
+
+
+async def _record(conn: DbConnection, values: dict[str, Any]) -> LedgerRow:
+    await conn.execute(_INSERT_LEDGER, values)
+    return _row_of(values)
+
+
+#: What can be spent: the three buckets (an UPDATE's RETURNING gives it after the change).
+_SPENDABLE_AFTER = credit_balances.c.paid + credit_balances.c.free + credit_balances.c.earned
 
 
 async def credit(
@@ -112,43 +117,18 @@ async def credit(
 ) -> LedgerRow:
     """Add ``amount`` to one bucket and record it."""
     column = credit_balances.c[bucket.value]
-    result = await conn.execute(
-        credit_balances.update()
-        .where(credit_balances.c.account_id == account_id)
-        .values({column: column + amount})
-    )
-    if result.rowcount != 1:
+    after = (
+        await conn.execute(
+            credit_balances.update()
+            .where(credit_balances.c.account_id == account_id)
+            .values({column: column + amount})
+            .returning(_SPENDABLE_AFTER)
+        )
+    ).scalar_one_or_none()
+    if after is None:
         raise LookupError(f"account {account_id} has no balance row")
     parts = Parts(**{bucket.value: amount})
-    return await _ledger(conn, account_id, type, parts, 1, now, note=note)
-
-
-async def _take(conn: DbConnection, account_id: str, amount: int) -> Parts | None:
-    """Take ``amount`` from the buckets; None when short."""
-    for _ in range(_SPEND_TRIES):
-        current = await balance(conn, account_id, lock=True)
-        parts = draw(current, amount)
-        if parts is None:
-            return None
-        c = credit_balances.c
-        values: dict[Any, Any] = {
-            c.paid: c.paid - parts.paid,
-            c.free: c.free - parts.free,
-            c.earned: c.earned - parts.earned,
-        }
-        result = await conn.execute(
-            credit_balances.update()
-            .where(
-                c.account_id == account_id,
-                c.paid >= parts.paid,
-                c.free >= parts.free,
-                c.earned >= parts.earned,
-            )
-            .values(values)
-        )
-        if result.rowcount == 1:
-            return parts
-    raise RuntimeError(f"the balance of {account_id} kept changing; try again")
+    return await _record(conn, _ledger_values(account_id, type, parts, 1, after, now, note=note))
 
 
 async def spend(
@@ -160,11 +140,31 @@ async def spend(
     *,
     note: str | None = None,
 ) -> LedgerRow | None:
-    """Take ``amount`` now (a gift sent); None when the balance is short."""
-    parts = await _take(conn, account_id, amount)
+    """Take ``amount`` now (a gift sent) in the draw order; None when the balance is
+    short. The balance row is locked from the read to the update (SQLite: the writer
+    lock), so the conditional UPDATE cannot miss."""
+    parts = draw(await balance(conn, account_id, lock=True), amount)
     if parts is None:
         return None
-    return await _ledger(conn, account_id, type, parts, -1, now, note=note)
+    c = credit_balances.c
+    after = (
+        await conn.execute(
+            credit_balances.update()
+            .where(
+                c.account_id == account_id,
+                c.paid >= parts.paid,
+                c.free >= parts.free,
+                c.earned >= parts.earned,
+            )
+            .values(
+                paid=c.paid - parts.paid, free=c.free - parts.free, earned=c.earned - parts.earned
+            )
+            .returning(_SPENDABLE_AFTER)
+        )
+    ).scalar_one_or_none()
+    if after is None:
+        raise RuntimeError(f"the balance of {account_id} changed under a spend")
+    return await _record(conn, _ledger_values(account_id, type, parts, -1, after, now, note=note))
 
 
 # A hold in two statements, built once. The first reads the balance (locking its row
@@ -254,10 +254,7 @@ _RELEASE = (
     )
     .returning(_B.paid, _B.free, _B.earned)
 )
-_SPENDABLE = sa.select(_B.paid + _B.free + _B.earned).where(
-    _B.account_id == sa.bindparam("p_account_id")
-)
-_INSERT_LEDGER = credit_ledger.insert()
+_SPENDABLE = sa.select(_SPENDABLE_AFTER).where(_B.account_id == sa.bindparam("p_account_id"))
 
 
 async def settle_holds(conn: DbConnection, charges: Mapping[str, int], now: float) -> None:
@@ -314,19 +311,15 @@ async def settle_holds(conn: DbConnection, charges: Mapping[str, int], now: floa
             running += back.total
             if spent.total:
                 ledger.append(
-                    {
-                        "id": new_id("txn"),
-                        "account_id": account_id,
-                        "type": LedgerType.SPEND.value,
-                        "amount": -spent.total,
-                        "paid": -spent.paid,
-                        "free": -spent.free,
-                        "earned": -spent.earned,
-                        "balance_after": running,
-                        "prediction_id": job_id,
-                        "note": None,
-                        "created_at": now,
-                    }
+                    _ledger_values(
+                        account_id,
+                        LedgerType.SPEND,
+                        spent,
+                        -1,
+                        running,
+                        now,
+                        prediction_id=job_id,
+                    )
                 )
     if ledger:
         await conn.execute(_INSERT_LEDGER, ledger)
@@ -350,19 +343,7 @@ async def transactions(
             sa.or_(t.created_at < before[0], sa.and_(t.created_at == before[0], t.id < before[1]))
         )
     rows = await conn.execute(query.order_by(t.created_at.desc(), t.id.desc()).limit(limit))
-    return [
-        LedgerRow(
-            r.id,
-            r.type,
-            r.amount,
-            Parts(abs(r.paid), abs(r.free), abs(r.earned)),
-            r.balance_after,
-            r.prediction_id,
-            r.note,
-            r.created_at,
-        )
-        for r in rows
-    ]
+    return [_row_of(r._mapping) for r in rows]
 
 
 async def ledger_sum(conn: DbConnection, account_id: str) -> int:

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from genyard.api.deps import ServicesDep, json_body, require
-from genyard.api.native.predictions import decode_cursor, encode_cursor
+from genyard.api.paging import decode_cursor, page
 from genyard.api.render import iso
 from genyard.api.responses import JSON
 from genyard.db.billing_repo import LedgerRow
@@ -77,15 +77,7 @@ async def list_transactions(
         before=decode_cursor(cursor) if cursor else None,
         type=type.value if type else None,
     )
-    has_more = len(rows) > limit
-    rows = rows[:limit]
-    return JSON(
-        {
-            "data": [render_transaction(r) for r in rows],
-            "has_more": has_more,
-            "next_cursor": encode_cursor(rows[-1].created_at, rows[-1].id) if has_more else None,
-        }
-    )
+    return JSON(page(rows, limit, render_transaction))
 
 
 @router.post("/v1/credits/gift", status_code=201)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from typing import Annotated, Any
 
@@ -12,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from genyard.api import render
 from genyard.api.deps import ServicesDep, json_body, require
+from genyard.api.paging import decode_cursor, page
 from genyard.api.responses import JSON
 from genyard.domain.accounts import Principal, Scope
 from genyard.domain.jobs import JobStatus
@@ -53,22 +52,6 @@ def wait_seconds(prefer: str | None, cap: float) -> float | None:
     if not match:
         return None
     return min(float(match.group(1)) if match.group(1) else cap, cap)
-
-
-def encode_cursor(created_at: float, job_id: str) -> str:
-    return base64.urlsafe_b64encode(f"{created_at!r}|{job_id}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[float, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        created, job_id = raw.split("|", 1)
-        return float(created), job_id
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidRequest(
-            "cursor: not a cursor this API returned",
-            {"errors": [{"field": "cursor", "message": "invalid cursor"}]},
-        ) from None
 
 
 CREATE_BODY = {
@@ -164,13 +147,5 @@ async def list_predictions(
         status=status.value if status else None,
         model=model,
     )
-    has_more = len(jobs) > limit
-    jobs = jobs[:limit]
     links = services.files.links
-    return JSON(
-        {
-            "data": [render.prediction(j, links, with_logs=False) for j in jobs],
-            "has_more": has_more,
-            "next_cursor": encode_cursor(jobs[-1].created_at, jobs[-1].id) if has_more else None,
-        }
-    )
+    return JSON(page(jobs, limit, lambda j: render.prediction(j, links, with_logs=False)))
