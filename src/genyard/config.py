@@ -84,6 +84,13 @@ class Settings(BaseSettings):
         description="CPU cores the in-process workers may keep busy at once (threads per "
         "call x parallel calls, summed over engines). Default: the machine's core count.",
     )
+    model_memory_mb: int = Field(
+        default=4096,
+        ge=1,
+        description="Memory budget for loaded local models, in MB (each catalog entry's "
+        "`limits.memory_mb`). Past it, the least recently used idle model is unloaded; a "
+        "model in use is never unloaded.",
+    )
     diagnostic_models: bool = Field(
         default=False,
         description="Enable the `genyard/diagnostic` model (modes echo, files, sleep, "

@@ -60,6 +60,12 @@ class Limits:
     timeout: float = 300.0
     queue_timeout: float = 3600.0
     max_input_bytes: int = 1024 * 1024
+    #: Jobs of this model running at once across all workers; the rest wait in the
+    #: queue (never a 429). None: only the workers' slots limit it.
+    max_running: int | None = None
+    #: Resident memory one loaded instance takes, for the model memory budget
+    #: (:mod:`genyard.providers.runtime`). None: counted as 0.
+    memory_mb: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +130,10 @@ def _parse_entry(path: Path, data: dict[str, Any]) -> ModelEntry:
         value = getattr(limits, name)
         if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
             raise CatalogError(f"{path}: model.limits.{name} must be a positive number")
+    for name in ("max_running", "memory_mb"):
+        value = getattr(limits, name)
+        if value is not None and (type(value) is not int or value < 1):
+            raise CatalogError(f"{path}: model.limits.{name} must be a positive integer")
     expected = model.get("expected_seconds")
     if expected is not None and (
         isinstance(expected, bool)

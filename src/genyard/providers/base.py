@@ -84,6 +84,7 @@ class RunContext:
         self._lock = threading.Lock()
         self._logs: list[tuple[float, str]] = []
         self._progress: int | None = None
+        self._deltas: list[str] = []
 
     @property
     def canceled(self) -> bool:
@@ -97,6 +98,24 @@ class RunContext:
     def progress(self, percent: float) -> None:
         with self._lock:
             self._progress = max(0, min(100, int(percent)))
+
+    def emit(self, text: str) -> None:
+        """Stream a piece of the output as it is made (a chat model's tokens): clients
+        of the prediction's stream get it as a ``delta`` event at once. The run's
+        returned output stays the whole result."""
+        if text:
+            with self._lock:
+                self._deltas.append(text)
+
+    def drain_deltas(self) -> list[str]:
+        """Output pieces emitted since the last call (for the worker to store)."""
+        with self._lock:
+            deltas, self._deltas = self._deltas, []
+        return deltas
+
+    @property
+    def has_deltas(self) -> bool:
+        return bool(self._deltas)
 
     def drain(self) -> tuple[list[tuple[float, str]], int | None]:
         """Logs and progress reported since the last drain (for the worker to store)."""

@@ -32,6 +32,7 @@ from genyard.events.memory import InProcessEventBus
 from genyard.events.postgres import PostgresEventBus
 from genyard.metrics import Metrics
 from genyard.net import UrlGuard
+from genyard.providers import runtime
 from genyard.providers.registry import ProviderRegistry
 from genyard.queue.lifecycle import Moved
 from genyard.queue.reaper import Reaper
@@ -138,6 +139,7 @@ class Services:
             dirs.append(settings.catalog_dir)
         catalog = Catalog.load(dirs, include_diagnostic=settings.diagnostic_models)
         registry = providers or ProviderRegistry.from_entry_points()
+        runtime.configure(settings.model_memory_mb)
         bus: EventBus = InProcessEventBus() if db.is_sqlite else PostgresEventBus(db.url)
         metrics = Metrics()
         secret_key = resolve_secret_key(settings)
