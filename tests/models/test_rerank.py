@@ -52,7 +52,7 @@ def test_a_korean_paraphrase_ranks_above_unrelated_sentences(
     out = run(provider, rerank_model)["output"]
     assert isinstance(out, dict)
     results = out["results"]
-    assert [r["index"] for r in results][0] == 1, results
+    assert results[0]["index"] == 1, results
     assert results[0]["document"] == DOCS[1]
     scores = [r["score"] for r in results]
     assert scores == sorted(scores, reverse=True)
@@ -90,7 +90,7 @@ async def test_rerank_through_the_api(make_api: ApiFactory) -> None:  # noqa: F8
         )
         assert job["status"] == "succeeded", job
         results = job["output"]["results"]
-        assert [r["index"] for r in results][0] == 1
+        assert results[0]["index"] == 1
         assert len(results) == 2 and results[0]["document"] == DOCS[1]
         assert job["usage"]["input_tokens"] > 0
         assert job["input"]["return_documents"] is True  # the catalog default filled in

@@ -124,9 +124,14 @@ def test_default_naming_a_missing_model_gives_none(tmp_path: Path) -> None:
 
 
 def test_defaults_of_the_bundled_catalog() -> None:
-    assert Catalog.load([BUNDLED_CATALOG_DIR]).defaults() == {
-        "embedding": {"default": E5, "ko": E5, "en": E5}
-    }
+    catalog = Catalog.load([BUNDLED_CATALOG_DIR])
+    defaults = catalog.defaults()
+    assert defaults["embedding"] == {"default": E5, "ko": E5, "en": E5}
+    for model_type, table in defaults.items():
+        assert "default" in table, model_type
+        for model_id in table.values():  # each names a bundled model of that type
+            entry = catalog.get(model_id)
+            assert entry is not None and entry.type == model_type, (model_type, model_id)
 
 
 def test_diagnostic_entries_in_a_user_directory_are_hidden_too(tmp_path: Path) -> None:

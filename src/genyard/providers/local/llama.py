@@ -20,11 +20,13 @@ model unavailable, with the install command as the fix.
 
 from __future__ import annotations
 
+import atexit
 import codecs
 import importlib.util
 import os
 import secrets
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -62,6 +64,21 @@ class Sampling:
     seed: int
 
 
+_open: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def _close(engine: Engine) -> None:
+    engine.llm.close()
+
+
+@atexit.register
+def _close_all() -> None:
+    """Free loaded models before the interpreter tears llama_cpp down (its ``__del__``
+    would otherwise fail noisily at exit)."""
+    for llm in list(_open):
+        llm.close()
+
+
 def _parallel(cores: int) -> int:
     return max(1, min(2, cores))
 
@@ -90,6 +107,18 @@ class _Checkout:
                 self.cond.notify()
 
 
+_checkouts: dict[str, _Checkout] = {}
+_checkouts_lock = threading.Lock()
+
+
+def _checkout(model_id: str, count: int) -> _Checkout:
+    """The process's checkout of a model's instances (shared by every provider object,
+    as the instances are shared through the model cache). Its size is fixed by the
+    first run."""
+    with _checkouts_lock:
+        return _checkouts.setdefault(model_id, _Checkout(count))
+
+
 class LlamaCppProvider:
     """Runs catalog entries of type ``text`` whose weights are :attr:`weights`."""
 
@@ -97,8 +126,6 @@ class LlamaCppProvider:
 
     def __init__(self) -> None:
         self.instances = _parallel(os.cpu_count() or 1)
-        self._pools: dict[str, _Checkout] = {}
-        self._lock = threading.Lock()
 
     def availability(self) -> Availability:
         if importlib.util.find_spec("llama_cpp") is None:
@@ -110,24 +137,26 @@ class LlamaCppProvider:
 
     def slot_plan(self, cores: int) -> SlotPlan:
         parallel = _parallel(cores)
-        with self._lock:
-            if not self._pools:  # before the first run: one instance per parallel call
-                self.instances = parallel
+        self.instances = parallel  # one instance per parallel call
         return SlotPlan(threads_per_call=THREADS_PER_CALL, parallel_calls=parallel)
 
     def warm(self, model: ModelEntry) -> None:
         for index in range(self.instances):
             model_cache().warm(
-                _key(model, index), lambda: self._load(model), memory_mb=model.limits.memory_mb
+                _key(model, index),
+                lambda: self._load(model),
+                memory_mb=model.limits.memory_mb,
+                close=_close,
             )
 
     def run(self, model: ModelEntry, input: dict[str, Any], ctx: RunContext) -> ProviderResult:
-        with self._lock:
-            pool = self._pools.setdefault(model.id, _Checkout(self.instances))
         with (
-            pool.take(ctx) as index,
+            _checkout(model.id, self.instances).take(ctx) as index,
             model_cache().use(
-                _key(model, index), lambda: self._load(model), memory_mb=model.limits.memory_mb
+                _key(model, index),
+                lambda: self._load(model),
+                memory_mb=model.limits.memory_mb,
+                close=_close,
             ) as engine,
         ):
             try:
@@ -157,6 +186,7 @@ class LlamaCppProvider:
             )
         except (RuntimeError, ValueError, OSError) as exc:
             raise ProviderError(f"llama.cpp could not load {path.name}: {exc}") from exc
+        _open.add(llm)
         chat_format = None
         template = llm.metadata.get("tokenizer.chat_template")
         if "chat" in model.capabilities.get("modes", ()) and template:
@@ -168,7 +198,8 @@ class LlamaCppProvider:
             )
 
             def chat_format(messages: list[dict[str, str]]) -> tuple[str, list[str]]:
-                result = formatter(messages=messages)  # type: ignore[arg-type]
+                chat_messages: Any = messages  # llama_cpp's TypedDicts
+                result = formatter(messages=chat_messages)
                 stop = result.stop if isinstance(result.stop, list) else [result.stop or ""]
                 return result.prompt, [s for s in stop if s]
 
@@ -187,13 +218,18 @@ def _key(model: ModelEntry, index: int) -> str:
     return f"llama:{model.id}#{index}"
 
 
-def _run(engine: Engine, model: ModelEntry, input: dict[str, Any], ctx: RunContext) -> ProviderResult:
+def _run(
+    engine: Engine, model: ModelEntry, input: dict[str, Any], ctx: RunContext
+) -> ProviderResult:
     llm = engine.llm
     stops: list[str] = []
     if "messages" in input:
         if engine.chat_format is None:
             raise InvalidInput(f"{model.id} is a completion model: send `prompt`, not `messages`")
         messages = [{"role": m["role"], "content": m["content"]} for m in input["messages"]]
+        system = model.settings.get("default_system_prompt")
+        if system and not any(m["role"] == "system" for m in messages):
+            messages.insert(0, {"role": "system", "content": str(system)})
         try:
             prompt, stops = engine.chat_format(messages)
         except ValueError as exc:  # the template's raise_exception (e.g. role order)
@@ -220,7 +256,7 @@ def _sampling(model: ModelEntry, input: dict[str, Any], template_stops: list[str
     stops = [stop] if isinstance(stop, str) else list(stop or [])
     seed = input.get("seed")
     return Sampling(
-        temperature=float(input.get("temperature", 0.2)),
+        temperature=float(input.get("temperature", 0.0)),
         top_p=float(input.get("top_p", 0.95)),
         top_k=int(settings.get("top_k", 40)),
         min_p=float(settings.get("min_p", 0.05)),
