@@ -221,6 +221,8 @@ def _key(model: ModelEntry, index: int) -> str:
 def _run(
     engine: Engine, model: ModelEntry, input: dict[str, Any], ctx: RunContext
 ) -> ProviderResult:
+    from jinja2 import TemplateError  # llama-cpp-python's dependency
+
     llm = engine.llm
     stops: list[str] = []
     if "messages" in input:
@@ -232,7 +234,7 @@ def _run(
             messages.insert(0, {"role": "system", "content": str(system)})
         try:
             prompt, stops = engine.chat_format(messages)
-        except ValueError as exc:  # the template's raise_exception (e.g. role order)
+        except (ValueError, TemplateError) as exc:  # the template refused (e.g. role order)
             raise InvalidInput(f"input.messages: {exc}") from exc
         tokens = llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
     else:
