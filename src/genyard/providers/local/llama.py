@@ -50,6 +50,8 @@ class Engine:
     llm: Any
     chat_format: Callable[[list[dict[str, str]]], tuple[str, list[str]]] | None
     n_ctx: int
+    #: Whether a token ends generation (EOS, end of turn...).
+    is_eog: Callable[[int], bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +205,12 @@ class LlamaCppProvider:
                 stop = result.stop if isinstance(result.stop, list) else [result.stop or ""]
                 return result.prompt, [s for s in stop if s]
 
-        return Engine(llm, chat_format, llm.n_ctx())
+        vocab = llm._model.vocab
+
+        def is_eog(token: int) -> bool:
+            return bool(llama_cpp.llama_vocab_is_eog(vocab, token))
+
+        return Engine(llm, chat_format, llm.n_ctx(), is_eog)
 
 
 class SmolLM2Provider(LlamaCppProvider):
@@ -284,12 +291,9 @@ def _generate(
     engine: Engine, tokens: list[int], s: Sampling, ctx: RunContext
 ) -> tuple[str, str, int]:
     """Generate; returns (text, finish_reason, output token count)."""
-    import llama_cpp
-
     llm = engine.llm
     budget = min(s.max_tokens, engine.n_ctx - len(tokens))
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    vocab = llm._model.vocab
     text, emitted, n_out, finish, cut = "", 0, 0, "length", False
     llm.reset()  # no prefix reuse: a seed gives the same text on every instance
     llm.set_seed(s.seed)
@@ -303,7 +307,7 @@ def _generate(
     ):
         if ctx.canceled:
             raise ProviderError("canceled")
-        if llama_cpp.llama_vocab_is_eog(vocab, token):
+        if engine.is_eog(token):
             finish = "stop"
             break
         n_out += 1
