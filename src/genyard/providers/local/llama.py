@@ -7,7 +7,8 @@ call of the slot plan), each an entry of the shared model cache
 (``llama:<model id>#<n>``), checked out for one call at a time.
 
 A run formats the prompt (chat: the GGUF's own chat template, through llama-cpp-python's
-Jinja2 formatter; completion: the prompt as given, after the model's BOS token), then
+Jinja2 formatter, after the catalog's ``default_system_prompt`` when the messages have
+no system message; completion: the prompt as given, after the model's BOS token), then
 generates token by token: every decoded piece is emitted (``ctx.emit``) as soon as it
 cannot be the start of a stop sequence, so the pieces joined equal the returned text.
 Each run starts from an empty KV cache (no prefix reuse), so a seed repeats exactly
@@ -261,16 +262,21 @@ def _run(
 
 def _sampling(model: ModelEntry, input: dict[str, Any], template_stops: list[str]) -> Sampling:
     settings = model.settings
+    props = model.input_schema.get("properties", {})
+
+    def given(name: str, fallback: Any) -> Any:  # submit fills defaults; direct calls may not
+        return input.get(name, props.get(name, {}).get("default", fallback))
+
     stop = input.get("stop")
     stops = [stop] if isinstance(stop, str) else list(stop or [])
     seed = input.get("seed")
     return Sampling(
-        temperature=float(input.get("temperature", 0.0)),
-        top_p=float(input.get("top_p", 0.95)),
+        temperature=float(given("temperature", 0.0)),
+        top_p=float(given("top_p", 0.95)),
         top_k=int(settings.get("top_k", 40)),
         min_p=float(settings.get("min_p", 0.05)),
         repeat_penalty=float(settings.get("repeat_penalty", 1.0)),
-        max_tokens=int(input.get("max_tokens", 256)),
+        max_tokens=int(given("max_tokens", 256)),
         stop=tuple(s for s in [*stops, *template_stops] if s),
         seed=int(seed) if seed is not None else secrets.randbelow(2**31),
     )
