@@ -131,6 +131,23 @@ prediction_logs = sa.Table(
     sa.Column("created_at", sa.Double, nullable=False),
 )
 
+# Append-only output pieces a run streams (a chat model's tokens, RunContext.emit):
+# streams send them as ``delta`` events and resume after a row id.
+prediction_output_deltas = sa.Table(
+    "prediction_output_deltas",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "prediction_id",
+        sa.String(40),
+        sa.ForeignKey("predictions.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("data", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+)
+
 DELIVERY_STATUSES = ("pending", "delivered", "failed")
 
 # The webhook outbox: transition() and claim() write a row per event in the job's own
