@@ -94,8 +94,8 @@ class Settings(BaseSettings):
     diagnostic_models: bool = Field(
         default=False,
         description="Enable the `genyard/diagnostic` model (modes echo, files, sleep, "
-        "progress, fail, crash) for tests and benchmarks. `crash` kills the worker process (under "
-        "`genyard serve`, the whole server).",
+        "progress, stream, fail, crash) for tests and benchmarks. `crash` kills the worker "
+        "process (under `genyard serve`, the whole server).",
     )
     catalog_dir: Path | None = Field(
         default=None,
