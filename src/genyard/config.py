@@ -91,6 +91,12 @@ class Settings(BaseSettings):
         "`limits.memory_mb`). Past it, the least recently used idle model is unloaded; a "
         "model in use is never unloaded.",
     )
+    warm_models: str = Field(
+        default="",
+        description="Comma-separated model ids that `serve` and `worker` load when they "
+        "start (in the background), so their first request does not wait for the load. "
+        "Other models load on their first run.",
+    )
     diagnostic_models: bool = Field(
         default=False,
         description="Enable the `genyard/diagnostic` model (modes echo, files, sleep, "

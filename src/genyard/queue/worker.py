@@ -38,6 +38,7 @@ from genyard.ids import new_id
 from genyard.metrics import Metrics
 from genyard.providers.base import BatchProvider, Provider, ProviderResult, RunContext, SlotPlan
 from genyard.providers.registry import ProviderRegistry
+from genyard.providers.runtime import warm_model
 from genyard.queue import lifecycle
 from genyard.queue.budget import CpuBudget
 from genyard.services.files import FileService, has_files
@@ -317,6 +318,28 @@ class WorkerPool:
         for pool in self.pools:
             self._loops.append(asyncio.create_task(pool.loop(), name=f"genyard-pool-{pool.name}"))
         self._loops.append(asyncio.create_task(self._ticker(), name="genyard-ticker"))
+        wanted = {m.strip() for m in self.settings.warm_models.split(",") if m.strip()}
+        if wanted:
+            self._loops.append(asyncio.create_task(self._warm(wanted), name="genyard-warm"))
+
+    async def _warm(self, wanted: set[str]) -> None:
+        """Load GENYARD_WARM_MODELS served here, one at a time, in the pools' threads."""
+        loop = asyncio.get_running_loop()
+        for model_id in sorted(wanted):
+            if self.catalog.get(model_id) is None:
+                log.warning("GENYARD_WARM_MODELS names %r, which is not in the catalog", model_id)
+        for pool in self.pools:
+            for model_id in sorted(wanted & set(pool.models)):
+                entry = pool.models[model_id]
+                try:
+                    seconds = await loop.run_in_executor(
+                        pool.executor, warm_model, self.providers, entry
+                    )
+                except Exception:
+                    log.exception("could not warm %s", model_id)
+                    continue
+                if seconds is not None:
+                    log.info("warmed %s in %.2f s", model_id, seconds)
 
     async def claim(self, models: list[str], limit: int) -> list[lifecycle.ClaimedJob]:
         async with self.db.write() as conn:
