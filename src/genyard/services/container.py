@@ -174,7 +174,7 @@ class Services:
             webhooks=WebhookService(
                 db, WebhookSecrets(db, secret_key), wake=lambda: services.wake_dispatcher()
             ),
-            credits=CreditService(db),
+            credits=CreditService.from_settings(db, settings),
             limiter=RateLimiter(settings),
             run_workers=run_workers,
             bootstrap=bootstrap,
