@@ -52,7 +52,9 @@ async def test_get_one_model_with_schema_limits_and_example(api: Api) -> None:
     assert model["input_schema"] == entry.input_schema
     assert model["input_schema"]["required"] == ["text"]
     assert model["capabilities"]["dimensions"] == 384
-    assert model["limits"] == {"timeout": 120, "queue_timeout": 600, "max_input_bytes": 1048576}
+    assert model["limits"] == {
+        "timeout": 120, "queue_timeout": 600, "max_input_bytes": 1048576, "max_running": None,
+    }  # fmt: skip
     assert model["pricing"] == {
         "rule": "per_token",
         "input_price": 0.002,
@@ -87,7 +89,9 @@ async def test_unavailable_and_test_models_show_their_details(api: Api) -> None:
     assert absent["available"] is False and absent["reason"]
     assert absent["default_for"] == []
     fast = (await api.client.get(f"/v1/models/{FAST}")).json()
-    assert fast["limits"] == {"timeout": 0.5, "queue_timeout": 1, "max_input_bytes": 2048}
+    assert fast["limits"] == {
+        "timeout": 0.5, "queue_timeout": 1, "max_input_bytes": 2048, "max_running": None,
+    }  # fmt: skip
     assert fast["input_schema"]["properties"]["mode"]["enum"] == [
         "echo",
         "files",

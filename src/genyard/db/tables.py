@@ -257,3 +257,17 @@ credit_holds = sa.Table(
     sa.Column("earned", sa.BigInteger, nullable=False),
     sa.Column("created_at", sa.Double, nullable=False),
 )
+
+# (0005) Daily and weekly bonuses claimed: one row per account, kind (``daily`` or
+# ``weekly``) and period (``2026-11-21``, ``2026-W47``). The primary key is what makes a
+# bonus granted once per period, however many requests claim it at once; the row is
+# written in the transaction of the ledger row and balance update it goes with.
+credit_bonus_claims = sa.Table(
+    "credit_bonus_claims",
+    metadata,
+    sa.Column("account_id", sa.String(40), sa.ForeignKey("accounts.id"), primary_key=True),
+    sa.Column("kind", sa.String(10), primary_key=True),
+    sa.Column("period", sa.String(10), primary_key=True),
+    sa.Column("amount", sa.BigInteger, nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+)

@@ -85,6 +85,8 @@ class ProviderPool:
         )
         self.signal = workers.bus.work_signal(frozenset(models))
         self.busy = 0
+        #: Models with a running cap (``limits.max_running``): claim() keeps it.
+        self.caps = {m: e.limits.max_running for m, e in models.items() if e.limits.max_running}
 
     @property
     def threads(self) -> int:
@@ -114,7 +116,7 @@ class ProviderPool:
                 held += 1
             self.signal.clear()
             try:
-                claimed = await self.workers.claim(list(self.models), held * self.batch)
+                claimed = await self.workers.claim(list(self.models), held * self.batch, self.caps)
             except Exception:
                 log.exception("claim failed for %s", self.name)
                 claimed = []
@@ -127,6 +129,8 @@ class ProviderPool:
                 task = asyncio.create_task(self._run_and_release(group, has_slot=i < held))
                 self.workers.tasks.add(task)
                 task.add_done_callback(self.workers.tasks.discard)
+            # A capped model at its cap claims nothing: the end of one of its jobs rings
+            # the signal (Services.on_moved), in this process or another.
             if not claimed:
                 try:
                     async with asyncio.timeout(self.workers.settings.poll_interval):
@@ -341,7 +345,9 @@ class WorkerPool:
                 if seconds is not None:
                     log.info("warmed %s in %.2f s", model_id, seconds)
 
-    async def claim(self, models: list[str], limit: int) -> list[lifecycle.ClaimedJob]:
+    async def claim(
+        self, models: list[str], limit: int, caps: dict[str, int] | None = None
+    ) -> list[lifecycle.ClaimedJob]:
         async with self.db.write() as conn:
             claimed = await lifecycle.claim(
                 conn,
@@ -351,6 +357,8 @@ class WorkerPool:
                 lease_seconds=self.settings.lease_seconds,
                 now=time.time(),
                 skip_locked=not self.db.is_sqlite,
+                caps=caps,
+                clock=time.time,
             )
         now = time.time()
         if claimed:

@@ -85,6 +85,7 @@ async def get_model(
                 "timeout": entry.limits.timeout,
                 "queue_timeout": entry.limits.queue_timeout,
                 "max_input_bytes": entry.limits.max_input_bytes,
+                "max_running": entry.limits.max_running,
             },
             "default_for": sorted(defaults),
             "example": {
