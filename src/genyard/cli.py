@@ -308,7 +308,7 @@ def models_list() -> None:
     registry = ProviderRegistry.from_entry_points()
     rows = []
     for entry in catalog.all():
-        availability = registry.availability(entry.provider)
+        availability = registry.availability(entry.provider, entry)
         rows.append((entry.id, entry.type, str(availability.available), availability.reason or ""))
     _print_rows(("id", "type", "available", "reason"), rows)
 
