@@ -141,6 +141,18 @@ def test_the_person_stays_and_the_background_goes(remover: MediapipeSelfieProvid
 
 
 @needs_mediapipe
+def test_a_large_picture_gets_a_mask_of_its_own_size(remover: MediapipeSelfieProvider) -> None:
+    # larger than the runner's MASK_SIDE: segmented small, the mask scaled back up
+    big = Image.open(DATA / "person.jpg").resize((1500, 1200), Image.Resampling.BICUBIC)
+    alpha = alpha_of(remove(remover, as_file(encode(big, "JPEG"), "image/jpeg")))
+    assert alpha.shape == (1200, 1500)
+    small = alpha_of(remove(remover, as_file((DATA / "person.jpg").read_bytes(), "image/jpeg")))
+    scaled = np.asarray(Image.fromarray((small * 255).astype(np.uint8)).resize((1500, 1200)))
+    assert np.abs(alpha - scaled / 255).mean() < 0.05  # the same cut-out, only larger
+    assert (alpha[:300] == 0).mean() > 0.99
+
+
+@needs_mediapipe
 def test_threshold_soft_edges_and_the_landscape_variant(remover: MediapipeSelfieProvider) -> None:
     person = as_file((DATA / "person.jpg").read_bytes(), "image/jpeg")
     soft = alpha_of(remove(remover, person))

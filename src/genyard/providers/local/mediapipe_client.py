@@ -198,6 +198,9 @@ class RunnerProcess:
                 bufsize=0,
                 env=runner_env(),
                 close_fds=True,
+                # not in the terminal's process group: a Ctrl-C stops genyard, which
+                # then stops its runners (they also exit when their stdin closes)
+                start_new_session=True,
             )
         except OSError as exc:
             raise ProviderError(

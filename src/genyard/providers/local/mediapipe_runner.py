@@ -45,6 +45,8 @@ MEDIAPIPE_VERSION = "0.10.21"
 FORMATS = ("PNG", "JPEG", "WEBP")
 MAX_HEADER = 65536
 CRASH_STATUS = 70
+#: The longest side the engine is given (its model sees 256 px): see Segmenter._mask.
+MASK_SIDE = 512
 
 
 def _bare_package(name: str) -> None:
@@ -106,26 +108,60 @@ class Segmenter:
             raise _Invalid(f"not a readable PNG, JPEG or WebP image: {exc}") from exc
         except Image.DecompressionBombError as exc:
             raise _Invalid(str(exc)) from exc
-        rgba = np.asarray(image.convert("RGBA"))
-        rgb = np.ascontiguousarray(rgba[..., :3])
-        result = self.model(int(request.get("model_selection", 0))).process(rgb)
-        mask = result.segmentation_mask
+        had_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+        image = image.convert("RGBA")
+        mask = self._mask(image, int(request.get("model_selection", 0)))
+        rgba = np.array(image)  # a writable copy: the output is made in it
+        del image
+        # Full-size arrays are few and small (uint8 where it can be): a 12-megapixel
+        # photo is 48 MB as RGBA.
+        keep = mask >= float(request.get("threshold", 0.5))
+        if request.get("soft_edges", True):
+            np.clip(mask, 0.0, 1.0, out=mask)
+            np.multiply(mask, 255, out=mask)
+            np.rint(mask, out=mask)
+            alpha = mask.astype(np.uint8)
+            alpha[~keep] = 0
+        else:
+            alpha = keep.astype(np.uint8) * np.uint8(255)
+        del mask, keep
+        if had_alpha:  # what was already transparent stays so
+            alpha = (alpha.astype(np.uint16) * rgba[..., 3] // 255).astype(np.uint8)
+        rgba[..., 3] = alpha
+        rgba[alpha == 0, :3] = 0  # a transparent pixel keeps no colour
+        height, width = alpha.shape
+        person = float(np.count_nonzero(alpha)) / alpha.size if alpha.size else 0.0
+        del alpha
+        buffer = io.BytesIO()
+        Image.fromarray(rgba).save(buffer, "PNG", compress_level=3)
+        return buffer.getvalue(), width, height, person
+
+    def _mask(self, image: Any, selection: int) -> Any:
+        """The person confidence (0-1) of each pixel of an RGBA picture: a writable
+        float32 array of its size.
+
+        The model sees 256x256 (or 144x256) whatever the picture's size, so a picture
+        larger than MASK_SIDE is scaled down before the engine (which otherwise holds
+        buffers of the full size: about 120 MB more for 1280x960) and the mask is scaled
+        back up, bilinear, as the engine itself would."""
+        import numpy as np
+        from PIL import Image
+
+        width, height = image.size
+        scale = MASK_SIDE / max(width, height)
+        if scale < 1:
+            size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            image = image.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+        rgb = np.asarray(image.convert("RGB"))
+        mask = self.model(selection).process(rgb).segmentation_mask
         if mask is None:
             raise RuntimeError("the engine returned no segmentation mask")
-        threshold = float(request.get("threshold", 0.5))
-        keep = mask >= threshold
-        if request.get("soft_edges", True):
-            alpha = np.where(keep, np.rint(np.clip(mask, 0.0, 1.0) * 255), 0).astype(np.uint8)
-        else:
-            alpha = np.where(keep, 255, 0).astype(np.uint8)
-        if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-            # what was already transparent stays so
-            alpha = (alpha.astype(np.uint16) * rgba[..., 3] // 255).astype(np.uint8)
-        out = np.dstack([np.where(alpha[..., None] > 0, rgb, 0).astype(np.uint8), alpha])
-        buffer = io.BytesIO()
-        Image.fromarray(out).save(buffer, "PNG", compress_level=3)
-        person = float((alpha > 0).mean()) if alpha.size else 0.0
-        return buffer.getvalue(), out.shape[1], out.shape[0], person
+        if scale < 1:
+            full = Image.fromarray(np.asarray(mask, np.float32)).resize(
+                (width, height), Image.Resampling.BILINEAR
+            )
+            return np.array(full)
+        return np.array(mask, np.float32)
 
 
 class _Invalid(Exception):
