@@ -301,6 +301,26 @@ async def test_background_removal_through_the_api(make_api: ApiFactory) -> None:
             BG, {"image": "data:image/png;base64," + base64.b64encode(b"junk").decode()}
         )
         failed = await api.wait_until(bad["id"], timeout=30)
+        webp = encode(Image.open(DATA / "person.jpg"), "WEBP")
+        uploaded = await api.client.post(
+            "/v1/predictions/upload",
+            data={"model": BG, "input": '{"soft_edges": false}'},
+            files=[("file:image", ("me.webp", webp, "image/webp"))],
+            headers=WAIT,
+        )
+        gif = await api.client.post(
+            "/v1/predictions/upload",
+            data={"model": BG, "input": "{}"},
+            files=[
+                ("file:image", ("me.gif", encode(Image.new("RGB", (8, 8)), "GIF"), "image/gif"))
+            ],
+        )
+        assert uploaded.status_code == 201, uploaded.text
+        assert uploaded.json()["status"] == "succeeded", uploaded.text
+        hard = alpha_of(await fetch(api, uploaded.json()["output"]["image"]))
+    assert set(np.unique(hard)) == {0.0, 1.0} and hard.shape == (320, 320)
+    assert gif.status_code in (400, 415), gif.text  # refused at submit: not an accepted type
+    assert "input.image" in gif.text
     alpha = alpha_of(png)
     assert alpha.shape == (320, 320)
     assert alpha[:80].max() == 0 and alpha[150:200, 130:190].mean() > 0.8
