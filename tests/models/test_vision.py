@@ -12,8 +12,10 @@ from __future__ import annotations
 import base64
 import io
 import os
+import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -259,6 +261,21 @@ def test_the_runner_protocol_and_its_restart_after_a_crash(runner: RunnerProcess
     assert runner.pid is None
     assert segment(runner, png)[0]["ok"]
     assert runner.pid not in (None, first, second) and runner.starts == 3
+
+
+@needs_mediapipe
+def test_a_runner_that_stops_reading_times_out_and_is_replaced(runner: RunnerProcess) -> None:
+    runner.start()
+    pid = runner.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)  # hung: it reads nothing more
+    started = time.monotonic()
+    with pytest.raises(ProviderError, match="in time"):
+        runner.request({"op": "segment"}, b"x" * 4_000_000, timeout=1)  # > a pipe's buffer
+    assert time.monotonic() - started < 5
+    assert runner.pid is None  # the stopped process was killed
+    assert runner.request({"op": "ping"}, timeout=30)[0]["ok"]
+    assert runner.pid not in (None, pid)
 
 
 @needs_mediapipe

@@ -153,12 +153,8 @@ class RunnerProcess:
             proc = self._proc
             assert proc is not None and proc.stdin is not None
             header = {**message, "size": len(payload)} if payload else message
-            try:
-                _write_all(proc.stdin, json.dumps(header).encode() + b"\n")
-                _write_all(proc.stdin, payload)
-            except OSError as exc:
-                raise self._died("while it was sent a request") from exc
             deadline = time.monotonic() + timeout
+            self._send(json.dumps(header).encode() + b"\n" + payload, deadline, canceled)
             reply = self._read_header(deadline, canceled)
             size = int(reply.get("size", 0)) if reply.get("ok") else 0
             data = self._read(size, deadline, canceled) if size else b""
@@ -207,7 +203,8 @@ class RunnerProcess:
                 f"cannot start the mediapipe runner with {self.python}: {exc}"
             ) from exc
         self.starts += 1
-        assert self._proc.stderr is not None
+        assert self._proc.stdin is not None and self._proc.stderr is not None
+        os.set_blocking(self._proc.stdin.fileno(), False)
         threading.Thread(
             target=self._drain_stderr,
             args=(self._proc.stderr,),
@@ -227,6 +224,33 @@ class RunnerProcess:
             time.monotonic() - started,
             ready.get("mediapipe"),
         )
+
+    def _send(self, data: bytes, deadline: float, canceled: Callable[[], bool]) -> None:
+        """Write to the runner's stdin (non-blocking), watching the deadline and the
+        cancel flag: a runner that stopped reading cannot hold a call forever."""
+        proc = self._proc
+        assert proc is not None and proc.stdin is not None
+        view = memoryview(data)
+        with selectors.DefaultSelector() as selector:
+            selector.register(proc.stdin, selectors.EVENT_WRITE)
+            while view:
+                self._check(deadline, canceled)
+                if not selector.select(min(max(deadline - time.monotonic(), 0), 0.1)):
+                    continue
+                try:
+                    view = view[os.write(proc.stdin.fileno(), view[:_CHUNK]) :]
+                except BlockingIOError:
+                    continue
+                except OSError as exc:
+                    raise self._died("while it was sent a request") from exc
+
+    def _check(self, deadline: float, canceled: Callable[[], bool]) -> None:
+        if canceled():
+            self._stop(0)
+            raise ProviderError("canceled")
+        if time.monotonic() >= deadline:
+            self._stop(0)
+            raise ProviderError("the mediapipe runner did not answer in time")
 
     def _drain_stderr(self, stream: IO[bytes]) -> None:
         for raw in iter(stream.readline, b""):
@@ -263,14 +287,8 @@ class RunnerProcess:
         with selectors.DefaultSelector() as selector:
             selector.register(proc.stdout, selectors.EVENT_READ)
             while True:
-                if canceled():
-                    self._stop(0)
-                    raise ProviderError("canceled")
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    self._stop(0)
-                    raise ProviderError("the mediapipe runner did not answer in time")
-                if selector.select(min(left, 0.1)):
+                self._check(deadline, canceled)
+                if selector.select(min(max(deadline - time.monotonic(), 0), 0.1)):
                     break
         chunk = os.read(proc.stdout.fileno(), _CHUNK)
         if not chunk:
@@ -304,15 +322,6 @@ class RunnerProcess:
         proc.wait()
         if proc.stdout is not None:
             proc.stdout.close()
-
-
-def _write_all(stream: IO[bytes], data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = stream.write(view)
-        if written is None:  # pragma: no cover - only non-blocking pipes say so
-            continue
-        view = view[written:]
 
 
 class RunnerPool:
