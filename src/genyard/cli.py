@@ -314,7 +314,7 @@ def models_list() -> None:
     catalog, registry = _catalog_and_registry()
     rows = []
     for entry in sorted(catalog.all(), key=lambda e: (e.type, e.id)):
-        availability = registry.availability(entry.provider)
+        availability = registry.availability(entry.provider, entry)
         rows.append(
             (
                 entry.id,

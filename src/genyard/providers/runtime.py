@@ -204,7 +204,7 @@ def warm_model(registry: ProviderRegistry, entry: ModelEntry) -> float | None:
     """Load ``entry``'s model now (``genyard models warm``, GENYARD_WARM_MODELS): the
     seconds it took, or None when its provider has nothing to load ahead of time.
     Raises RuntimeError with the reason and the fix when the model cannot run here."""
-    availability = registry.availability(entry.provider)
+    availability = registry.availability(entry.provider, entry)
     provider = registry.get(entry.provider)
     if provider is None or not availability.available:
         raise RuntimeError(f"{availability.reason} (fix: {availability.fix})")

@@ -19,7 +19,7 @@ router = APIRouter(tags=["models"])
 
 
 def _summary(entry: ModelEntry, services: Services) -> dict[str, Any]:
-    availability = services.providers.availability(entry.provider)
+    availability = services.providers.availability(entry.provider, entry)
     body: dict[str, Any] = {
         "id": entry.id,
         "type": entry.type,
