@@ -97,6 +97,7 @@ async def test_unavailable_and_test_models_show_their_details(api: Api) -> None:
         "files",
         "sleep",
         "progress",
+        "stream",
         "fail",
         "crash",
     ]
