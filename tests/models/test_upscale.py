@@ -22,11 +22,13 @@ from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
+from jsonschema import Draft202012Validator
 from PIL import Image, ImageDraw
 
 from api.conftest import _no_genyard_env, catalog_dir, make_api  # noqa: F401 (fixtures)
 from api.support import TERMINAL, Api, ApiFactory
 from genyard.domain.catalog import BUNDLED_CATALOG_DIR, Catalog, ModelEntry
+from genyard.domain.files import parse_data_uri
 from genyard.errors import InvalidInput, ProviderError
 from genyard.providers.base import InputFile, ProviderResult, RunContext
 from genyard.providers.local.realesrgan import RealEsrganProvider
@@ -230,6 +232,24 @@ def test_a_cancel_stops_the_engine_at_once_and_the_next_call_works(
     assert image.size == (96, 80)
 
 
+@pytest.mark.parametrize("model_id", [X4PLUS, ANIME, ANIMEVIDEO, VIDEO])
+def test_catalog_examples_run_as_they_are(
+    images: RealEsrganProvider, videos: RealEsrganVideoProvider, catalog: Catalog, model_id: str
+) -> None:
+    model = catalog.get(model_id)
+    example = dict(model.example_input)
+    Draft202012Validator(model.input_schema).validate(example)
+    field = "video" if model_id == VIDEO else "image"
+    assert model.files[field].spec.accept  # a file field
+    uri = parse_data_uri(example[field])
+    example[field] = InputFile(uri.data, uri.content_type, "example", example[field][:30])
+    provider = videos if model_id == VIDEO else images
+    result = provider.run(model, example, RunContext("test", 1))
+    scale = example["scale"]
+    small = (48, 32) if model_id == VIDEO else (24, 24)
+    assert (result.output["width"], result.output["height"]) == (small[0] * scale, small[1] * scale)
+
+
 # -- video -------------------------------------------------------------------------------
 
 
@@ -282,10 +302,16 @@ def test_video_limits_and_unreadable_videos_are_invalid_input(
     file = InputFile(audio_only.read_bytes(), "video/mp4", "tone.mp4", "test:tone")
     with pytest.raises(InvalidInput, match="no video stream"):
         videos.run(model, {"video": file}, RunContext("test", 1))
-    strict = replace(model, capabilities=model.capabilities | {"max_frames": 10})
     file = InputFile(clip.read_bytes(), "video/mp4", "clip.mp4", "test:clip")
-    with pytest.raises(InvalidInput, match="18 frames; this model takes at most 10"):
-        videos.run(strict, {"video": file}, RunContext("test", 1))
+    for limit, message in [
+        ({"max_frames": 10}, "18 frames; this model takes at most 10"),
+        ({"max_input_pixels": 96 * 63}, "96x64 .6,144 pixels a frame.; this model takes at most"),
+        ({"max_total_pixels": 96 * 64 * 17}, r"18 frames of 96x64 .110,592 pixels in all."),
+        ({"max_duration_seconds": 0.5}, r"1\.5 s long; this model takes at most 0\.5 s"),
+    ]:
+        strict = replace(model, capabilities=model.capabilities | limit)
+        with pytest.raises(InvalidInput, match=message):
+            videos.run(strict, {"video": file}, RunContext("test", 1))
 
 
 def test_a_canceled_video_stops(

@@ -5,7 +5,8 @@ The pipeline, for one ``video`` input (any container ffmpeg reads; mp4 out):
 1. ``ffprobe`` reads the size, frame rate, frame count, duration and audio codec; an
    unreadable file, or none with a video stream, fails with ``invalid_input``, and so
    does one over the entry's ``capabilities`` limits (``max_duration_seconds``,
-   ``max_frames``, ``max_input_pixels`` per frame);
+   ``max_frames``, ``max_input_pixels`` per frame, ``max_total_pixels`` over all
+   frames: the CPU time is about proportional to it);
 2. ``ffmpeg`` decodes to raw RGB24 on a pipe, at a constant frame rate (the input's
    average: a variable-rate input keeps its duration and sync, not its exact timing);
    rotation metadata is applied to the frames;
@@ -197,11 +198,19 @@ def check_limits(info: VideoInfo, capabilities: dict[str, Any]) -> None:
         raise InvalidInput(
             f"input.video has {info.frames} frames; this model takes at most {max_frames}"
         )
+    area = info.width * info.height
     max_pixels = capabilities.get("max_input_pixels")
-    if max_pixels is not None and info.width * info.height > int(max_pixels):
+    if max_pixels is not None and area > int(max_pixels):
         raise InvalidInput(
-            f"input.video is {info.width}x{info.height} ({info.width * info.height:,} pixels a "
-            f"frame); this model takes at most {int(max_pixels):,} pixels a frame"
+            f"input.video is {info.width}x{info.height} ({area:,} pixels a frame); "
+            f"this model takes at most {int(max_pixels):,} pixels a frame"
+        )
+    max_total = capabilities.get("max_total_pixels")
+    if max_total is not None and area * info.frames > int(max_total):
+        raise InvalidInput(
+            f"input.video is {info.frames} frames of {info.width}x{info.height} "
+            f"({area * info.frames:,} pixels in all); this model takes at most "
+            f"{int(max_total):,} (the CPU time grows with frames x area)"
         )
 
 
