@@ -194,6 +194,18 @@ def test_alpha_is_kept(images: RealEsrganProvider, catalog: Catalog) -> None:
     assert out_alpha[:, 56:].max() < 15  # transparent stays transparent
 
 
+def test_a_16_bit_greyscale_png_keeps_its_tones(
+    images: RealEsrganProvider, catalog: Catalog
+) -> None:
+    ramp = np.repeat(np.linspace(0, 65535, 64, dtype=np.uint16)[None, :], 32, axis=0)
+    source = Image.fromarray(ramp)
+    assert source.mode == "I;16"
+    image, _ = upscale(images, catalog.get(ANIMEVIDEO), image_file(source), scale=2)
+    row = pixels(image)[32, :, 0]
+    assert row[:8].mean() < 30 and row[-8:].mean() > 225  # dark to light, not all white
+    assert 100 < row[60:68].mean() < 160
+
+
 def test_an_image_over_the_pixel_limit_is_invalid_input(
     images: RealEsrganProvider, catalog: Catalog
 ) -> None:

@@ -166,6 +166,11 @@ def decode_image(file: InputFile, max_pixels: int) -> Any:
         image = ImageOps.exif_transpose(opened) or opened
     except unreadable as exc:
         raise InvalidInput(f"input.image is not a readable image: {exc}") from exc
+    if image.mode.startswith("I"):  # 16-bit greyscale PNG: to 8 bits, not clipped
+        import numpy as np
+
+        wide = np.asarray(image, dtype=np.uint32)
+        image = Image.fromarray((np.minimum(wide, 65535) >> 8).astype(np.uint8), "L")
     has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
     return image.convert("RGBA" if has_alpha else "RGB")
 
