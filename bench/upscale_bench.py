@@ -31,7 +31,12 @@ from genyard.domain.catalog import BUNDLED_CATALOG_DIR, Catalog
 from genyard.providers.base import InputFile, RunContext
 from genyard.providers.local.realesrgan import RealEsrganProvider
 from genyard.providers.local.realesrgan_child import load_wrapper, package_dir
-from genyard.providers.local.realesrgan_engine import EngineProcess, Weights, pick_weights
+from genyard.providers.local.realesrgan_engine import (
+    WEIGHTS,
+    EngineProcess,
+    Weights,
+    pick_weights,
+)
 from genyard.providers.local.realesrgan_video import RealEsrganVideoProvider
 
 CATALOG = Catalog.load([BUNDLED_CATALOG_DIR])
@@ -43,6 +48,13 @@ MODELS = {
     "xinntao/realesr-animevideov3": [2, 3, 4],
 }
 REPEATS = 3
+WEIGHTS_128 = [
+    "realesrgan-x4plus",
+    "realesrgan-x4plus-anime",
+    "realesr-animevideov3-x2",
+    "realesr-animevideov3-x3",
+    "realesr-animevideov3-x4",
+]
 
 
 def emit(**fields: Any) -> None:
@@ -196,6 +208,55 @@ def eight_callers(
     }
 
 
+def cpu() -> None:
+    """CPU seconds per image of the engine processes, one alone vs two at once.
+
+    On a shared machine wall-clock throughput depends on the neighbours; the CPU time
+    an image takes does not (much). If two processes at once each spend what one spends
+    alone, two free cores give twice the throughput of one."""
+    plans = [(stem, 128, 3, (1,)) for stem in WEIGHTS_128] + [
+        ("realesr-animevideov3-x2", 128, 8, (2,)),
+        ("realesrgan-x4plus", 64, 4, (1, 2)),
+    ]
+    for stem, size, count, parallels in plans:
+        scale = WEIGHTS[stem]
+        tile = 64 if "x4plus" in stem else 128
+        frame = bytes(size * size * 3)
+        for parallel in parallels:
+            processes = [EngineProcess(Weights(stem, scale, tile)).start() for _ in range(parallel)]
+            for process in processes:
+                process.upscale(frame, size, size)
+            before = [cpu_seconds(p) for p in processes]
+            started = time.monotonic()
+            with ThreadPoolExecutor(parallel) as pool:
+                list(pool.map(repeat, processes, [(frame, size, count)] * parallel))
+            took = time.monotonic() - started
+            spent = sum(cpu_seconds(p) - b for p, b in zip(processes, before, strict=True))
+            emit(
+                part="cpu",
+                weights=stem,
+                input=f"{size}x{size}",
+                processes=parallel,
+                images=count * parallel,
+                cpu_s_per_image=round(spent / (count * parallel), 3),
+                wall_s=round(took, 2),
+                images_per_s=round(count * parallel / took, 2),
+            )
+            for process in processes:
+                process.close()
+
+
+def repeat(process: EngineProcess, job: tuple[bytes, int, int]) -> None:
+    frame, size, count = job
+    for _ in range(count):
+        process.upscale(frame, size, size)
+
+
+def cpu_seconds(process: EngineProcess) -> float:
+    fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def gil() -> None:
     """Why the engine runs in a process: in-process, one call holds the GIL throughout
     (a Python thread that wakes every 10 ms gets no turn)."""
@@ -233,7 +294,14 @@ def gil() -> None:
     )
 
 
-PARTS = {"load": load, "latency": latency, "video": video, "concurrency": concurrency, "gil": gil}
+PARTS = {
+    "load": load,
+    "latency": latency,
+    "video": video,
+    "concurrency": concurrency,
+    "cpu": cpu,
+    "gil": gil,
+}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or list(PARTS):

@@ -12,6 +12,7 @@ import base64
 import io
 import json
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -244,6 +245,25 @@ def test_a_cancel_stops_the_engine_at_once_and_the_next_call_works(
     assert image.size == (96, 80)
 
 
+def test_an_engine_that_dies_fails_the_job_and_the_next_call_restarts_it(
+    images: RealEsrganProvider, catalog: Catalog
+) -> None:
+    model = catalog.get(ANIMEVIDEO)
+    upscale(images, model, image_file(picture()), scale=2)  # the engine is up
+
+    def kill_engines() -> None:
+        for pid, command in _children():
+            if "realesrgan_child" in command and "animevideov3-x2" in command:
+                os.kill(pid, signal.SIGKILL)
+
+    threading.Timer(0.5, kill_engines).start()
+    big = image_file(picture(1024, 1024))
+    with pytest.raises(ProviderError, match=r"engine exited \(-9\) while working"):
+        images.run(model, {"image": big, "scale": 2}, RunContext("test", 1))
+    image, _ = upscale(images, model, image_file(picture()), scale=2)
+    assert image.size == (96, 80)
+
+
 @pytest.mark.parametrize("model_id", [X4PLUS, ANIME, ANIMEVIDEO, VIDEO])
 def test_catalog_examples_run_as_they_are(
     images: RealEsrganProvider, videos: RealEsrganVideoProvider, catalog: Catalog, model_id: str
@@ -334,21 +354,19 @@ def test_a_canceled_video_stops(
     file = InputFile(clip.read_bytes(), "video/mp4", "clip.mp4", "test:clip")
     with pytest.raises(ProviderError, match="canceled"):
         videos.run(catalog.get(VIDEO), {"video": file}, ctx)
-    assert not [p for p in _children() if "ffmpeg" in p]
+    assert not [command for _, command in _children() if "ffmpeg" in command]
 
 
-def _children() -> list[str]:
-    """Command lines of this process's live children."""
+def _children() -> list[tuple[int, str]]:
+    """(pid, command line) of this process's live children."""
     found = []
     for task in Path(f"/proc/{os.getpid()}/task").iterdir():
-        children = (task / "children").read_text().split()
-        for pid in children:
+        for pid in (task / "children").read_text().split():
             try:
-                found.append(
-                    Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-                )
+                command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
             except OSError:
                 continue
+            found.append((int(pid), command.decode()))
     return found
 
 
