@@ -236,8 +236,12 @@ class EngineProcess:
         return header, payload
 
     def _died(self, when: str) -> ProviderError:
-        proc = self._proc
-        code = proc.wait() if proc is not None and proc.poll() is not None else None
+        code = None
+        if self._proc is not None:
+            try:  # its pipes close a moment before it can be reaped
+                code = self._proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                code = None
         detail = ""
         if self._stderr is not None:
             self._stderr.seek(0)
