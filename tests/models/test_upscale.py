@@ -319,8 +319,10 @@ def test_video_limits_and_unreadable_videos_are_invalid_input(
     videos: RealEsrganVideoProvider, catalog: Catalog, clip: Path, tmp_path: Path
 ) -> None:
     model = catalog.get(VIDEO)
+    playlist = b"#EXTM3U\n#EXTINF:1.0,\nfile:///etc/hostname\n#EXT-X-ENDLIST\n"
     for data, message in [
         (b"\x00\x00\x00\x18ftypmp42 but nothing else", "not a readable video"),
+        (playlist, "not a readable video"),
         (clip.read_bytes()[:400], "not a readable video|could not be decoded|no video"),
     ]:
         file = InputFile(data, "video/mp4", "broken.mp4", "test:broken")

@@ -55,6 +55,10 @@ from genyard.providers.local.realesrgan_engine import Canceled, EngineProcess, e
 
 FFMPEG_FIX = "sudo apt-get install --no-install-recommends ffmpeg"
 COPY_AUDIO = frozenset({"aac", "mp3", "ac3", "eac3", "alac"})
+#: Input options for the user's file: local file only and the mp4/mov and Matroska/WebM
+#: demuxers only, so a "video" that is really a playlist (HLS, concat) cannot make
+#: ffmpeg open other files or URLs.
+SAFE_INPUT = ("-protocol_whitelist", "file", "-format_whitelist", "mov,matroska")
 LOG_EVERY = 5.0
 PROBE_TIMEOUT = 60
 ENCODE_TIMEOUT = 600
@@ -134,7 +138,7 @@ def probe(path: Path, what: str = "input.video") -> VideoInfo:
     try:
         done = subprocess.run(  # noqa: S603
             [
-                tool("ffprobe"), "-v", "error", "-print_format", "json",
+                tool("ffprobe"), "-v", "error", *SAFE_INPUT, "-print_format", "json",
                 "-show_format", "-show_streams", str(path),
             ],
             capture_output=True,
@@ -144,7 +148,9 @@ def probe(path: Path, what: str = "input.video") -> VideoInfo:
     except subprocess.TimeoutExpired as exc:
         raise InvalidInput(f"{what} could not be read in {PROBE_TIMEOUT} s") from exc
     if done.returncode != 0:
-        raise InvalidInput(f"{what} is not a readable video: {_last_line(done.stderr)}")
+        raise InvalidInput(
+            f"{what} is not a readable video (mp4, mov, webm or mkv): {_last_line(done.stderr)}"
+        )
     try:
         data = json.loads(done.stdout)
     except ValueError as exc:
@@ -294,7 +300,7 @@ def transcode(
 
 def decode_command(source: Path, info: VideoInfo) -> list[str]:
     return [
-        tool("ffmpeg"), "-nostdin", "-v", "error", "-threads", "1", "-i", str(source),
+        tool("ffmpeg"), "-nostdin", "-v", "error", "-threads", "1", *SAFE_INPUT, "-i", str(source),
         "-map", "0:v:0", "-an", "-sn", "-dn",
         "-fps_mode", "cfr", "-r", _rate_arg(info.fps),
         "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1",
@@ -312,7 +318,7 @@ def encode_command(
         tool("ffmpeg"), "-nostdin", "-v", "error", "-y",
         "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}",
         "-framerate", _rate_arg(info.fps), "-i", "pipe:0",
-        "-i", str(source),
+        *SAFE_INPUT, "-i", str(source),
         "-map", "0:v:0", "-map", "1:a:0?", "-vf", filters,
         "-c:v", "libx264", "-preset", "medium", "-crf", "18", "-pix_fmt", "yuv420p",
         "-threads", "1", *audio, "-movflags", "+faststart", str(target),
