@@ -257,9 +257,9 @@ class EngineProcess:
 
 def child_env() -> dict[str, str]:
     """The engine process's environment: this one's, with one thread for OpenMP, MKL
-    and OpenBLAS unless the operator set them (what :func:`genyard.providers.runtime.set_thread_env`
-    does, but for
-    the child only: the server's own environment is left as it is)."""
+    and OpenBLAS unless the operator set them. This is what
+    :func:`genyard.providers.runtime.set_thread_env` does, for the child only: the
+    server's own environment is left as it is."""
     env = os.environ.copy()
     for name in THREAD_VARIABLES:
         env.setdefault(name, "1")
