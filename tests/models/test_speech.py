@@ -437,3 +437,20 @@ async def test_the_catalog_examples_run(speech_api: Api, catalog: Catalog) -> No
         outputs[model_id] = job["output"]
     said = "Hello, and welcome to the speech to text example."
     assert word_error_rate(said, outputs[WHISPER]["text"]) <= 0.2
+
+
+def test_engines_are_kept_warm_in_the_model_cache(
+    catalog: Catalog, registry: ProviderRegistry
+) -> None:
+    from genyard.providers.runtime import WarmableProvider, model_cache
+
+    for model_id, prefix in ((WHISPER, "faster-whisper:"), (VOSK, "vosk:"), (PIPER, "piper:")):
+        entry = catalog.get(model_id)
+        assert entry is not None
+        provider = registry.get(entry.provider)
+        assert isinstance(provider, WarmableProvider)
+        provider.warm(entry)
+        loaded = {m.key: m for m in model_cache().loaded() if m.key.startswith(prefix)}
+        assert len(loaded) == 1, loaded
+        (held,) = loaded.values()
+        assert held.memory_mb == entry.limits.memory_mb and not held.in_use
