@@ -18,7 +18,7 @@ import os
 import re
 import subprocess
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from api.support import Api, running_api
+from api.support import Api, ApiFactory
 from api.test_files import path_of
 from genyard.domain.catalog import BUNDLED_CATALOG_DIR, Catalog, ModelEntry
 from genyard.domain.pricing import charge, estimate
@@ -35,7 +35,6 @@ from genyard.providers.base import InputFile, OutputFile, ProviderResult, RunCon
 from genyard.providers.local import audio
 from genyard.providers.local.espeak import installed_voices, words_per_minute
 from genyard.providers.registry import ProviderRegistry
-from postgres_server import Databases
 
 WHISPER = "openai/whisper-tiny.en"
 VOSK = "alphacephei/vosk-model-small-ko"
@@ -50,14 +49,6 @@ HANGUL = re.compile(r"[\uac00-\ud7a3]")
 SQLITE_ONLY = pytest.mark.sqlite_only(reason="model tests run once; the queue is tested elsewhere")
 
 
-@pytest.fixture(autouse=True)
-def _no_genyard_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name in list(os.environ):
-        if name.startswith("GENYARD_"):
-            monkeypatch.delenv(name)
-    yield
-
-
 @pytest.fixture(scope="module")
 def catalog() -> Catalog:
     return Catalog.load([BUNDLED_CATALOG_DIR])
@@ -69,7 +60,7 @@ def registry(catalog: Catalog) -> ProviderRegistry:
     for model_id in (WHISPER, VOSK, PIPER, ESPEAK):
         entry = catalog.get(model_id)
         assert entry is not None, model_id
-        availability = registry.availability(entry.provider)
+        availability = registry.availability(entry.provider, entry)
         if not availability.available:
             pytest.skip(f"{model_id}: {availability.reason} ({availability.fix})")
     return registry
@@ -352,9 +343,8 @@ def test_limits_the_engines_enforce(
 
 
 @pytest.fixture
-async def speech_api(tmp_path: Path, databases: Databases) -> AsyncIterator[Api]:
-    settings = databases.new().settings()
-    async with running_api(tmp_path / "data", None, **settings) as api:
+async def speech_api(make_api: ApiFactory) -> AsyncIterator[Api]:
+    async with make_api() as api:
         yield api
 
 
