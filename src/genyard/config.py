@@ -91,11 +91,17 @@ class Settings(BaseSettings):
         "`limits.memory_mb`). Past it, the least recently used idle model is unloaded; a "
         "model in use is never unloaded.",
     )
+    warm_models: str = Field(
+        default="",
+        description="Comma-separated model ids that `serve` and `worker` load when they "
+        "start (in the background), so their first request does not wait for the load. "
+        "Other models load on their first run.",
+    )
     diagnostic_models: bool = Field(
         default=False,
         description="Enable the `genyard/diagnostic` model (modes echo, files, sleep, "
-        "progress, fail, crash) for tests and benchmarks. `crash` kills the worker process (under "
-        "`genyard serve`, the whole server).",
+        "progress, stream, fail, crash) for tests and benchmarks. `crash` kills the worker "
+        "process (under `genyard serve`, the whole server).",
     )
     catalog_dir: Path | None = Field(
         default=None,
@@ -145,6 +151,26 @@ class Settings(BaseSettings):
         default=10.0,
         ge=0,
         description="Free credits every new user starts with (a `signup_bonus` ledger row).",
+    )
+    daily_bonus_credits: float = Field(
+        default=1.0,
+        ge=0,
+        description="Free credits the daily bonus grants, once per UTC day, to a user who "
+        "claims it (`POST /v1/credits/bonus`, a `daily_bonus` ledger row); `0` turns it off.",
+    )
+    weekly_bonus_credits: float = Field(
+        default=5.0,
+        ge=0,
+        description="Free credits the weekly bonus grants, once per ISO week (from Monday "
+        "00:00 UTC), to a user who claims it (a `weekly_bonus` ledger row); `0` turns it off.",
+    )
+    free_credits_max: float = Field(
+        default=50.0,
+        ge=0,
+        description="The most free credits the daily and weekly bonuses fill the `free` "
+        "bucket to (the balance's `max`): a claim tops it up to this at most, and grants "
+        "nothing while the bucket is there. `0`: no cap. The signup bonus and admin grants "
+        "are not capped.",
     )
     admin_initial_credits: float = Field(
         default=1000.0,

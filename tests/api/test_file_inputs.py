@@ -364,8 +364,8 @@ async def started_workers(api: Api) -> AsyncIterator[list[int]]:
     claims: list[int] = []
     claim = workers.claim
 
-    async def counting_claim(models: list[str], limit: int) -> Any:
-        claimed = await claim(models, limit)
+    async def counting_claim(models: list[str], limit: int, caps: Any = None) -> Any:
+        claimed = await claim(models, limit, caps)
         if claimed:
             claims.append(len(claimed))
         return claimed

@@ -8,6 +8,7 @@ and restarted loses nothing. With SQLite the split commands refuse to start.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import signal
@@ -22,10 +23,12 @@ import pytest
 from e2e_support import E5, get, submit, succeeded_lines, wait_all_terminal, wait_status
 from standardwebhooks import Webhook
 
+from catalog_files import write_capped_diagnostic
 from postgres_server import SECRET_KEY, PostgresServer, free_port
 from receivers import ThreadedReceiver
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
+CAPPED = "genyard/diagnostic-one"
 CLAIMED = re.compile(r'"claimed (\d+) jobs: ([^"]*)"')
 
 
@@ -265,6 +268,35 @@ def test_a_webhook_queued_by_the_api_is_delivered_by_a_worker(cluster: Cluster) 
     while f"webhook {request.headers['webhook-id']}" not in cluster.log("embedder"):
         assert time.monotonic() < deadline, cluster.log("embedder")
         time.sleep(0.05)
+
+
+def test_a_models_running_cap_holds_across_worker_processes(cluster: Cluster) -> None:
+    """Two workers serve a model capped at one running job: its jobs run one after
+    the other and all of them succeed. Both workers are rung at every submit and
+    every end, so each claim races the other process's (which one wins varies: runs
+    here split 5/3, 6/2 and 0/8)."""
+    cluster.env["GENYARD_CATALOG_DIR"] = str(
+        write_capped_diagnostic(cluster.root / "catalog", CAPPED, 1)
+    )
+    cluster.start_api()
+    cluster.start_worker("w1", "--models", CAPPED)
+    cluster.start_worker("w2", "--models", CAPPED)
+    with cluster.client() as http:
+        ids = [
+            submit(http, {"mode": "sleep", "seconds": 0.2, "payload": i}, model=CAPPED)["id"]
+            for i in range(8)
+        ]
+        done = wait_all_terminal(http, ids, timeout=60)
+    assert [done[i]["status"] for i in ids] == ["succeeded"] * len(ids)
+    rows = cluster_rows(
+        cluster,
+        "SELECT started_at, completed_at FROM predictions WHERE model = "
+        f"'{CAPPED}' ORDER BY started_at",
+    )
+    for (_, ended), (started, _) in itertools.pairwise(rows):
+        assert started >= ended, rows  # never two running at once
+    one, two = cluster.claimed_by("w1"), cluster.claimed_by("w2")
+    assert sorted(one + two) == sorted(ids), (one, two)
 
 
 @pytest.mark.parametrize(("command", "args"), [("api", ()), ("worker", ("--types", "embedding"))])

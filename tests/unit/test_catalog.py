@@ -58,12 +58,12 @@ def test_bundled_catalog_loads_the_e5_model() -> None:
     assert entry.owner == "intfloat"
     assert entry.capabilities["dimensions"] == 384
     assert entry.limits == Limits(
-        timeout=120, queue_timeout=600, max_input_bytes=1048576, memory_mb=60
+        timeout=120, queue_timeout=600, max_input_bytes=1048576, memory_mb=100
     )
     assert entry.input_schema["required"] == ["text"]
     assert "ko" in entry.languages
     assert [e.id for e in catalog.all("embedding")] == [E5]
-    assert catalog.all("image") == []
+    assert catalog.all("diagnostic") == []  # hidden unless enabled
 
 
 def test_diagnostic_model_is_hidden_unless_enabled() -> None:
@@ -103,7 +103,7 @@ def test_default_for_by_type_and_language(tmp_path: Path) -> None:
     assert catalog.default_for("embedding") is catalog.get(E5)
     assert catalog.default_for("embedding", "ko") is catalog.get(E5)
     assert catalog.default_for("embedding", "fr") is catalog.get(E5)  # falls back
-    assert catalog.default_for("image") is None
+    assert catalog.default_for("diagnostic") is None
 
     model_file(tmp_path, "a.toml", "acme/general", type="embedding")
     model_file(tmp_path, "b.toml", "acme/korean", type="embedding")
@@ -129,11 +129,10 @@ def test_defaults_of_the_bundled_catalog() -> None:
     catalog = Catalog.load([BUNDLED_CATALOG_DIR])
     defaults = catalog.defaults()
     assert defaults["embedding"] == {"default": E5, "ko": E5, "en": E5}
-    for model_type, table in defaults.items():
-        assert "default" in table, model_type
-        for model_id in table.values():  # each names a bundled model of that type
-            entry = catalog.get(model_id)
-            assert entry is not None and entry.type == model_type, (model_type, model_id)
+    for type_, table in defaults.items():  # each default is a bundled model of its type
+        for model_id in table.values():
+            model = catalog.get(model_id)
+            assert model is not None and model.type == type_, (type_, model_id)
 
 
 def test_diagnostic_entries_in_a_user_directory_are_hidden_too(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -143,6 +144,85 @@ async def test_claim_with_nothing_to_do(migrated_db: Database) -> None:
             == []
         )
     assert (await row(db, "pred_1"))["status"] == "pending"
+
+
+async def claim_capped(
+    db: Database, limit: int, caps: dict[str, int], models: list[str] | None = None
+) -> list[lifecycle.ClaimedJob]:
+    """A claim as workers make them: SKIP LOCKED (and the cap's lock) on PostgreSQL."""
+    async with db.write() as conn:
+        return await lifecycle.claim(
+            conn,
+            models or [MODEL, OTHER],
+            limit,
+            worker_id="w-test",
+            lease_seconds=30,
+            now=time.time(),
+            skip_locked=not db.is_sqlite,
+            caps=caps,
+        )
+
+
+async def test_a_capped_model_runs_at_most_its_cap_and_the_rest_wait(
+    migrated_db: Database,
+) -> None:
+    db = migrated_db
+    user = await add_user(db)
+    for i in range(5):
+        await add_job(db, user, f"pred_m{i}", float(i))
+    await add_job(db, user, "pred_o0", 1.5, model=OTHER)
+    await add_job(db, user, "pred_o1", 10.0, model=OTHER)
+
+    first = await claim_capped(db, 10, {MODEL: 2})
+    # oldest first across both models; the capped one stops at 2, the other is uncapped
+    assert [c.id for c in first] == ["pred_m0", "pred_m1", "pred_o0", "pred_o1"]
+    assert await claim_capped(db, 10, {MODEL: 2}) == []  # at the cap: the rest wait
+    assert (await row(db, "pred_m2"))["status"] == "pending"
+    done = next(c for c in first if c.id == "pred_m0")
+    assert await move(db, done.id, JobStatus.SUCCEEDED, lease_token=done.token)
+    # one slot freed: one more, the oldest waiting
+    assert [c.id for c in await claim_capped(db, 10, {MODEL: 2})] == ["pred_m2"]
+    assert await claim_capped(db, 10, {MODEL: 2}) == []
+    # a job handed back to the queue frees its slot too
+    back = next(c for c in first if c.id == "pred_m1")
+    assert await move(db, back.id, JobStatus.PENDING, lease_token=back.token)
+    assert [c.id for c in await claim_capped(db, 1, {MODEL: 2})] == ["pred_m1"]
+    # a claim smaller than the free slots; then a cap the running jobs already exceed
+    assert await claim_capped(db, 10, {MODEL: 1}) == []
+    assert [c.id for c in await claim_capped(db, 1, {MODEL: 4})] == ["pred_m3"]
+    # uncapped (no caps given), the model's last job is taken as always
+    assert [c.id for c in await claim_capped(db, 10, {})] == ["pred_m4"]
+
+
+async def test_a_capped_claim_starts_its_jobs_at_the_clocks_time(migrated_db: Database) -> None:
+    db = migrated_db
+    user = await add_user(db)
+    await add_job(db, user, "pred_1", 1.0)
+    async with db.write() as conn:
+        [job] = await lifecycle.claim(
+            conn, [MODEL], 5, worker_id="w", lease_seconds=30, now=100.0,
+            skip_locked=not db.is_sqlite, caps={MODEL: 1}, clock=lambda: 200.0,
+        )  # fmt: skip
+    assert (await row(db, job.id))["started_at"] == 200.0
+    assert (await leases(db))[job.id]["expires_at"] == 230.0
+
+
+async def test_concurrent_claims_never_exceed_a_cap(migrated_db: Database) -> None:
+    """Twelve claimers at once (PostgreSQL: twelve transactions, SKIP LOCKED): the
+    advisory lock makes each count the others' claims, so only the cap's 3 start."""
+    db = migrated_db
+    user = await add_user(db)
+    for i in range(30):
+        await add_job(db, user, f"pred_{i:02}", float(i))
+
+    claims = await asyncio.gather(*(claim_capped(db, 2, {MODEL: 3}, [MODEL]) for _ in range(12)))
+    started = sorted(c.id for claimed in claims for c in claimed)
+    assert started == ["pred_00", "pred_01", "pred_02"]
+    async with db.read() as conn:
+        running = await conn.execute(
+            sa.select(sa.func.count()).where(predictions.c.status == "processing")
+        )
+        assert running.scalar_one() == 3
 
 
 async def test_transition_with_the_lease_token_succeeds_and_drops_the_lease(

@@ -13,10 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from genyard.db.engine import DbConnection
-from genyard.db.tables import credit_balances, credit_holds, credit_ledger
+from genyard.db.tables import credit_balances, credit_bonus_claims, credit_holds, credit_ledger
 from genyard.domain.billing import Balance, Bucket, LedgerType, Parts, draw, settle
+from genyard.domain.bonuses import Period
 from genyard.ids import new_id
 
 
@@ -323,6 +325,56 @@ async def settle_holds(conn: DbConnection, charges: Mapping[str, int], now: floa
                 )
     if ledger:
         await conn.execute(_INSERT_LEDGER, ledger)
+
+
+# A bonus period's claim row, or nothing when the account has it already: the same
+# statement on both databases (``INSERT ... ON CONFLICT DO NOTHING RETURNING``).
+_CLAIM_BONUS = {
+    name: dialect.insert(credit_bonus_claims)
+    .on_conflict_do_nothing()
+    .returning(credit_bonus_claims.c.period)
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}
+
+
+async def claim_bonus(
+    conn: DbConnection, account_id: str, period: Period, amount: int, now: float
+) -> LedgerRow | None:
+    """Grant a bonus period into the ``free`` bucket: the claim row, the balance update
+    and the ledger row (``daily_bonus`` or ``weekly_bonus``, its note the period) in
+    the caller's transaction. None, with nothing written, when the account has claimed
+    that period already: the claim row's primary key decides, so two transactions
+    claiming at once grant it once (on PostgreSQL the second waits for the first's
+    commit, then finds the row)."""
+    inserted = await conn.execute(
+        _CLAIM_BONUS[conn.dialect.name],
+        {
+            "account_id": account_id,
+            "kind": period.kind.value,
+            "period": period.name,
+            "amount": amount,
+            "created_at": now,
+        },
+    )
+    if inserted.first() is None:
+        return None
+    return await credit(
+        conn, account_id, period.kind.ledger_type, Bucket.FREE, amount, now, note=period.name
+    )
+
+
+async def claimed_bonuses(conn: DbConnection, account_id: str, periods: list[Period]) -> set[str]:
+    """The kinds among ``periods`` the account has claimed."""
+    if not periods:
+        return set()
+    c = credit_bonus_claims.c
+    rows = await conn.execute(
+        sa.select(c.kind, c.period).where(
+            c.account_id == account_id, c.period.in_([p.name for p in periods])
+        )
+    )
+    wanted = {(p.kind.value, p.name) for p in periods}
+    return {r.kind for r in rows if (r.kind, r.period) in wanted}
 
 
 async def transactions(

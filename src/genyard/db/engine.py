@@ -31,7 +31,7 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Connection, CursorResult, Engine
+from sqlalchemy.engine import Connection, CursorResult, Dialect, Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -58,6 +58,10 @@ class InlineConnection:
 
     def __init__(self, connection: Connection) -> None:
         self.sync_connection = connection
+
+    @property
+    def dialect(self) -> Dialect:
+        return self.sync_connection.dialect
 
     async def execute(self, statement: Any, parameters: Any = None) -> CursorResult[Any]:
         return self.sync_connection.execute(statement, parameters)

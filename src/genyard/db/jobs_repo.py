@@ -9,7 +9,7 @@ import orjson
 import sqlalchemy as sa
 
 from genyard.db.engine import DbConnection, InlineConnection
-from genyard.db.tables import prediction_logs, predictions
+from genyard.db.tables import prediction_logs, prediction_output_deltas, predictions
 from genyard.domain.estimates import Run
 from genyard.domain.jobs import Job, JobStatus
 from genyard.domain.usage import UsageRow
@@ -185,6 +185,18 @@ async def append_logs(conn: DbConnection, lines: Sequence[tuple[str, float, str]
         )
 
 
+async def append_deltas(conn: DbConnection, pieces: Sequence[tuple[str, float, str]]) -> None:
+    """Append (job id, time, piece) output deltas, in order."""
+    if pieces:
+        await conn.execute(
+            prediction_output_deltas.insert(),
+            [
+                {"prediction_id": job_id, "data": data, "created_at": ts}
+                for job_id, ts, data in pieces
+            ],
+        )
+
+
 async def list_jobs(
     conn: DbConnection,
     account_id: str,
@@ -220,6 +232,21 @@ async def read_logs_after(conn: DbConnection, job_id: str, after_id: int) -> lis
         .order_by(prediction_logs.c.id)
     )
     return [(r.id, r.line) for r in rows]
+
+
+async def read_deltas_after(
+    conn: DbConnection, job_id: str, after_id: int
+) -> list[tuple[int, str]]:
+    """Output deltas with a row id above ``after_id``, oldest first."""
+    rows = await conn.execute(
+        sa.select(prediction_output_deltas.c.id, prediction_output_deltas.c.data)
+        .where(
+            prediction_output_deltas.c.prediction_id == job_id,
+            prediction_output_deltas.c.id > after_id,
+        )
+        .order_by(prediction_output_deltas.c.id)
+    )
+    return [(r.id, r.data) for r in rows]
 
 
 def recent_runs_query(fields: Sequence[str], *, sqlite: bool) -> sa.Select[Any]:

@@ -131,6 +131,23 @@ prediction_logs = sa.Table(
     sa.Column("created_at", sa.Double, nullable=False),
 )
 
+# Append-only output pieces a run streams (a chat model's tokens, RunContext.emit):
+# streams send them as ``delta`` events and resume after a row id.
+prediction_output_deltas = sa.Table(
+    "prediction_output_deltas",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "prediction_id",
+        sa.String(40),
+        sa.ForeignKey("predictions.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("data", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+)
+
 DELIVERY_STATUSES = ("pending", "delivered", "failed")
 
 # The webhook outbox: transition() and claim() write a row per event in the job's own
@@ -238,5 +255,19 @@ credit_holds = sa.Table(
     sa.Column("paid", sa.BigInteger, nullable=False),
     sa.Column("free", sa.BigInteger, nullable=False),
     sa.Column("earned", sa.BigInteger, nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+)
+
+# (0005) Daily and weekly bonuses claimed: one row per account, kind (``daily`` or
+# ``weekly``) and period (``2026-11-21``, ``2026-W47``). The primary key is what makes a
+# bonus granted once per period, however many requests claim it at once; the row is
+# written in the transaction of the ledger row and balance update it goes with.
+credit_bonus_claims = sa.Table(
+    "credit_bonus_claims",
+    metadata,
+    sa.Column("account_id", sa.String(40), sa.ForeignKey("accounts.id"), primary_key=True),
+    sa.Column("kind", sa.String(10), primary_key=True),
+    sa.Column("period", sa.String(10), primary_key=True),
+    sa.Column("amount", sa.BigInteger, nullable=False),
     sa.Column("created_at", sa.Double, nullable=False),
 )

@@ -150,3 +150,12 @@ class BatchProvider(Provider, Protocol):
         inputs: Sequence[dict[str, Any]],
         ctxs: Sequence[RunContext],
     ) -> list[ProviderResult | JobError]: ...
+
+
+@runtime_checkable
+class ModelAvailabilityProvider(Provider, Protocol):
+    """A provider whose availability differs per model (e.g. the ``unavailable``
+    provider, whose entries each state their own reason and fix in their settings).
+    :meth:`ProviderRegistry.availability` asks it when given the model."""
+
+    def model_availability(self, model: ModelEntry) -> Availability: ...

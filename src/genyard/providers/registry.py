@@ -15,7 +15,8 @@ import logging
 from collections.abc import Callable
 from importlib.metadata import EntryPoint, entry_points
 
-from genyard.providers.base import Availability, Provider
+from genyard.domain.catalog import ModelEntry
+from genyard.providers.base import Availability, ModelAvailabilityProvider, Provider
 
 ENTRY_POINT_GROUP = "genyard.providers"
 log = logging.getLogger(__name__)
@@ -59,7 +60,9 @@ class ProviderRegistry:
         self._instances[name] = provider
         return provider
 
-    def availability(self, name: str) -> Availability:
+    def availability(self, name: str, model: ModelEntry | None = None) -> Availability:
+        """Whether provider ``name`` can run here; with ``model``, that model (a provider
+        may answer per model: :class:`ModelAvailabilityProvider`)."""
         provider = self.get(name)
         if provider is None:
             return self._broken.get(
@@ -70,4 +73,6 @@ class ProviderRegistry:
                     f"install a package registering {name!r} under '{ENTRY_POINT_GROUP}'",
                 ),
             )
+        if model is not None and isinstance(provider, ModelAvailabilityProvider):
+            return provider.model_availability(model)
         return provider.availability()

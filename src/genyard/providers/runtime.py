@@ -10,9 +10,10 @@ A provider keeps its loaded engines here instead of in its own dict::
 
 ``load`` runs once per key, even when several threads ask at once. After a load, idle
 entries are evicted, least recently used first, until the total of ``memory_mb`` fits
-``GENYARD_MODEL_MEMORY_MB``; an entry in use is never evicted (a model bigger than
-the budget still loads, alone). ``close`` (optional) is called on eviction; otherwise
-the engine is dropped and freed when its last reference goes.
+``GENYARD_MODEL_MEMORY_MB``; an entry in use is never evicted, nor the most recently
+used one (a model bigger than the budget still loads, and stays, alone). ``close``
+(optional) is called on eviction; otherwise the engine is dropped and freed when its
+last reference goes.
 
 Engines read thread settings (``OMP_NUM_THREADS``...) when their library is first
 imported: set them in ``load``, before the import (:func:`set_thread_env`).
@@ -28,9 +29,12 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from genyard.domain.catalog import ModelEntry
+
+if TYPE_CHECKING:
+    from genyard.providers.registry import ProviderRegistry
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -131,13 +135,16 @@ class ModelCache:
                     self._entries.move_to_end(key)
                     return entry
             started = time.monotonic()
-            engine = load()
+            try:
+                engine = load()
+            finally:
+                with self._lock:
+                    self._loading.pop(key, None)
             entry = _Entry(
                 engine, memory_mb, close, time.time(), time.monotonic() - started, users=1
             )
             with self._lock:
                 self._entries[key] = entry
-                self._loading.pop(key, None)
                 victims = self._evict_locked()
             log.info("loaded %s in %.2f s (%d MB)", key, entry.load_seconds, memory_mb)
         for victim_key, victim in victims:
@@ -147,7 +154,7 @@ class ModelCache:
     def _evict_locked(self) -> list[tuple[str, _Entry]]:
         total = sum(e.memory_mb for e in self._entries.values())
         victims = []
-        for key in list(self._entries):
+        for key in list(self._entries)[:-1]:  # the most recently used one stays
             if total <= self.budget_mb:
                 break
             entry = self._entries[key]
@@ -191,3 +198,18 @@ class WarmableProvider(Protocol):
     """A provider that can load a model ahead of its first run."""
 
     def warm(self, model: ModelEntry) -> None: ...
+
+
+def warm_model(registry: ProviderRegistry, entry: ModelEntry) -> float | None:
+    """Load ``entry``'s model now (``genyard models warm``, GENYARD_WARM_MODELS): the
+    seconds it took, or None when its provider has nothing to load ahead of time.
+    Raises RuntimeError with the reason and the fix when the model cannot run here."""
+    availability = registry.availability(entry.provider, entry)
+    provider = registry.get(entry.provider)
+    if provider is None or not availability.available:
+        raise RuntimeError(f"{availability.reason} (fix: {availability.fix})")
+    if not isinstance(provider, WarmableProvider):
+        return None
+    started = time.monotonic()
+    provider.warm(entry)
+    return time.monotonic() - started

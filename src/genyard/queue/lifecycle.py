@@ -4,14 +4,16 @@ processing for a batch of jobs, the one transition a worker starts).
 Both take an open write transaction. ``transition`` checks the lease's fencing token
 (by deleting the lease it names) and the source status, so a worker whose lease was
 taken over (reaped, canceled, timed out) can no longer write. Entering a terminal
-status or going back to pending drops the lease. Later issues settle credit holds
-and write the webhook outbox row here, in the same transaction.
+status or going back to pending drops the lease. Credit holds are settled and webhook
+outbox rows written here, in the same transaction. ``claim`` also keeps the per-model
+running caps (catalog ``limits.max_running``): jobs past a cap stay pending.
 """
 
 from __future__ import annotations
 
+import hashlib
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,7 +107,7 @@ _CLAIM_COLUMNS = [
     predictions.c[name]
     for name in (
         "id", "model", "input", "attempts", "account_id", "is_public", "output_folder",
-        "webhook_url", "webhook_events",
+        "webhook_url", "webhook_events", "created_at",
     )
 ]  # fmt: skip
 
@@ -192,21 +194,115 @@ async def claim(
     lease_seconds: float,
     now: float,
     skip_locked: bool,
+    caps: Mapping[str, int] | None = None,
+    clock: Callable[[], float] | None = None,
 ) -> list[ClaimedJob]:
-    """Take up to ``limit`` of the oldest pending jobs of ``models`` and lease them."""
+    """Take up to ``limit`` of the oldest pending jobs of ``models`` and lease them.
+
+    ``skip_locked``: other transactions claim at the same time (PostgreSQL); rows they
+    hold are skipped. ``caps``: the most jobs of a model that may be ``processing`` at
+    once, across every worker (catalog ``limits.max_running``; models not named are
+    uncapped): a capped model gets at most its cap minus the jobs of it running now,
+    and the rest stay pending. Under ``skip_locked`` the claims of a capped model are
+    serialised by a transaction-scoped advisory lock taken before counting (SQLite's
+    write transactions are serial already). ``clock``: read after counting, for the
+    start time of capped claims, so that a job never starts, on record, before the end
+    that freed its slot.
+    """
     if limit <= 0 or not models:
         return []
-    query = (
-        sa.select(*_CLAIM_COLUMNS)
-        .where(predictions.c.status == JobStatus.PENDING.value, predictions.c.model.in_(models))
-        .order_by(predictions.c.created_at, predictions.c.id)
-        .limit(limit)
-    )
-    if skip_locked:
-        query = query.with_for_update(skip_locked=True)
-    rows = (await conn.execute(query)).all()
+    capped = sorted(m for m in models if caps and m in caps)
+    if not capped:  # the hot path: one statement, no lock, no count
+        rows = await _pending(conn, models, limit, skip_locked)
+    else:
+        assert caps is not None
+        rows = await _pending_under_caps(conn, models, capped, caps, limit, skip_locked)
+        if clock is not None and rows:
+            now = max(now, clock())
     if not rows:
         return []
+    return await _lease(conn, rows, worker_id=worker_id, lease_seconds=lease_seconds, now=now)
+
+
+# The oldest pending jobs of some models, built once (with and without SKIP LOCKED).
+_PENDING = (
+    sa.select(*_CLAIM_COLUMNS)
+    .where(
+        predictions.c.status == JobStatus.PENDING.value,
+        predictions.c.model.in_(sa.bindparam("models", expanding=True)),
+    )
+    .order_by(predictions.c.created_at, predictions.c.id)
+    .limit(sa.bindparam("limit", type_=sa.Integer))
+)
+_PENDING_SKIP_LOCKED = _PENDING.with_for_update(skip_locked=True)
+_RUNNING_OF = (
+    sa.select(predictions.c.model, sa.func.count())
+    .where(
+        predictions.c.status == JobStatus.PROCESSING.value,
+        predictions.c.model.in_(sa.bindparam("models", expanding=True)),
+    )
+    .group_by(predictions.c.model)
+)
+
+
+async def _pending(
+    conn: DbConnection, models: Sequence[str], limit: int, skip_locked: bool
+) -> list[sa.Row[Any]]:
+    """The oldest pending jobs of ``models`` (locked, skipping locked ones, with
+    ``skip_locked``)."""
+    statement = _PENDING_SKIP_LOCKED if skip_locked else _PENDING
+    return list((await conn.execute(statement, {"models": list(models), "limit": limit})).all())
+
+
+def cap_lock_key(model: str) -> int:
+    """The advisory lock (a signed 64-bit key) that serialises claims of a capped model."""
+    digest = hashlib.sha256(f"genyard_model_cap:{model}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+async def _pending_under_caps(
+    conn: DbConnection,
+    models: Sequence[str],
+    capped: list[str],
+    caps: Mapping[str, int],
+    limit: int,
+    skip_locked: bool,
+) -> list[sa.Row[Any]]:
+    """:func:`_pending` where some models are capped: each gets at most its free slots."""
+    if skip_locked:
+        # One statement, the keys in ascending order, so two claimers never wait on
+        # each other's locks in a cycle. Held until the claim's transaction ends.
+        keys = sorted({cap_lock_key(m) for m in capped})
+        locks = (sa.func.pg_advisory_xact_lock(sa.literal(k, sa.BigInteger)) for k in keys)
+        await conn.execute(sa.select(*locks))
+    # A statement of its own, after the lock: it sees the claims committed before it.
+    running: dict[str, int] = {
+        r[0]: r[1] for r in await conn.execute(_RUNNING_OF, {"models": capped})
+    }
+    free = {m: caps[m] - running.get(m, 0) for m in capped}
+    # Models whose free slots cover the whole claim are read together with the uncapped.
+    together = [m for m in models if free.get(m, limit) >= limit]
+    alone = [(m, n) for m, n in free.items() if 0 < n < limit]
+    rows: list[sa.Row[Any]] = []
+    if together:
+        rows += await _pending(conn, together, limit, skip_locked)
+    for model, n in alone:
+        rows += await _pending(conn, [model], n, skip_locked)
+    if alone:
+        rows.sort(key=lambda r: (r.created_at, r.id))
+    return rows[:limit]
+
+
+async def _lease(
+    conn: DbConnection,
+    rows: Sequence[sa.Row[Any]],
+    *,
+    worker_id: str,
+    lease_seconds: float,
+    now: float,
+) -> list[ClaimedJob]:
+    """Start the jobs of ``rows`` (pending -> processing), queue their ``start``
+    webhooks and lease them."""
     ids = [r.id for r in rows]
     await conn.execute(
         predictions.update()

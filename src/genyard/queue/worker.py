@@ -3,9 +3,10 @@
 A pool's state machine, per slot: idle -> claiming -> running -> finishing -> idle.
 Runs happen in the pool's own threads (the engines release the GIL); a weighted CPU
 budget keeps threads per call x parallel calls within the cores across all pools.
-One ticker flushes progress and logs every half second and renews leases every
-third of the lease time; a lease found lost (reaped, canceled) sets the run's cancel
-flag, and the run's late result is refused by the fencing token.
+One ticker flushes progress and logs every half second (output deltas, a chat
+model's tokens, within 50 ms) and renews leases every third of the lease time; a
+lease found lost (reaped, canceled) sets the run's cancel flag, and the run's late
+result is refused by the fencing token.
 """
 
 from __future__ import annotations
@@ -37,12 +38,15 @@ from genyard.ids import new_id
 from genyard.metrics import Metrics
 from genyard.providers.base import BatchProvider, Provider, ProviderResult, RunContext, SlotPlan
 from genyard.providers.registry import ProviderRegistry
+from genyard.providers.runtime import warm_model
 from genyard.queue import lifecycle
 from genyard.queue.budget import CpuBudget
 from genyard.services.files import FileService, has_files
 
 log = logging.getLogger(__name__)
 FLUSH_SECONDS = 0.5
+#: How soon streamed output pieces (RunContext.emit) reach the database and streams.
+DELTA_FLUSH_SECONDS = 0.05
 _INTERNAL = "the model failed unexpectedly; see server logs"
 
 
@@ -81,6 +85,8 @@ class ProviderPool:
         )
         self.signal = workers.bus.work_signal(frozenset(models))
         self.busy = 0
+        #: Models with a running cap (``limits.max_running``): claim() keeps it.
+        self.caps = {m: e.limits.max_running for m, e in models.items() if e.limits.max_running}
 
     @property
     def threads(self) -> int:
@@ -110,7 +116,7 @@ class ProviderPool:
                 held += 1
             self.signal.clear()
             try:
-                claimed = await self.workers.claim(list(self.models), held * self.batch)
+                claimed = await self.workers.claim(list(self.models), held * self.batch, self.caps)
             except Exception:
                 log.exception("claim failed for %s", self.name)
                 claimed = []
@@ -123,6 +129,8 @@ class ProviderPool:
                 task = asyncio.create_task(self._run_and_release(group, has_slot=i < held))
                 self.workers.tasks.add(task)
                 task.add_done_callback(self.workers.tasks.discard)
+            # A capped model at its cap claims nothing: the end of one of its jobs rings
+            # the signal (Services.on_moved), in this process or another.
             if not claimed:
                 try:
                     async with asyncio.timeout(self.workers.settings.poll_interval):
@@ -314,8 +322,32 @@ class WorkerPool:
         for pool in self.pools:
             self._loops.append(asyncio.create_task(pool.loop(), name=f"genyard-pool-{pool.name}"))
         self._loops.append(asyncio.create_task(self._ticker(), name="genyard-ticker"))
+        wanted = {m.strip() for m in self.settings.warm_models.split(",") if m.strip()}
+        if wanted:
+            self._loops.append(asyncio.create_task(self._warm(wanted), name="genyard-warm"))
 
-    async def claim(self, models: list[str], limit: int) -> list[lifecycle.ClaimedJob]:
+    async def _warm(self, wanted: set[str]) -> None:
+        """Load GENYARD_WARM_MODELS served here, one at a time, in the pools' threads."""
+        loop = asyncio.get_running_loop()
+        for model_id in sorted(wanted):
+            if self.catalog.get(model_id) is None:
+                log.warning("GENYARD_WARM_MODELS names %r, which is not in the catalog", model_id)
+        for pool in self.pools:
+            for model_id in sorted(wanted & set(pool.models)):
+                entry = pool.models[model_id]
+                try:
+                    seconds = await loop.run_in_executor(
+                        pool.executor, warm_model, self.providers, entry
+                    )
+                except Exception:
+                    log.exception("could not warm %s", model_id)
+                    continue
+                if seconds is not None:
+                    log.info("warmed %s in %.2f s", model_id, seconds)
+
+    async def claim(
+        self, models: list[str], limit: int, caps: dict[str, int] | None = None
+    ) -> list[lifecycle.ClaimedJob]:
         async with self.db.write() as conn:
             claimed = await lifecycle.claim(
                 conn,
@@ -325,6 +357,8 @@ class WorkerPool:
                 lease_seconds=self.settings.lease_seconds,
                 now=time.time(),
                 skip_locked=not self.db.is_sqlite,
+                caps=caps,
+                clock=time.time,
             )
         now = time.time()
         if claimed:
@@ -352,6 +386,7 @@ class WorkerPool:
         moved_jobs: list[lifecycle.Moved] = []
         charges: dict[str, int] = {}  # the holds of the batch, settled in one go
         logs: list[tuple[str, float, str]] = []
+        deltas: list[tuple[str, float, str]] = []
         try:
             async with self.db.write() as conn:
                 for item, to, changes, lines in outcomes:
@@ -365,8 +400,10 @@ class WorkerPool:
                     moved_jobs.append(moved)
                     charges[item.job.id] = changes.get("charge", 0)
                     logs.extend((item.job.id, ts, line) for ts, line in lines)
+                    deltas.extend((item.job.id, now, d) for d in item.ctx.drain_deltas())
                 await billing_repo.settle_holds(conn, charges, now)
                 await jobs_repo.append_logs(conn, logs)
+                await jobs_repo.append_deltas(conn, deltas)
         except Exception:
             log.exception("could not record the end of jobs %s", [i.job.id for i, *_ in outcomes])
             return set()
@@ -393,36 +430,42 @@ class WorkerPool:
 
     async def _ticker(self) -> None:
         renew_every = self.settings.lease_seconds / 3
-        last_renew = time.monotonic()
+        last_renew = last_flush = time.monotonic()
         while True:
-            await asyncio.sleep(FLUSH_SECONDS)
+            await asyncio.sleep(DELTA_FLUSH_SECONDS)
             try:
-                await self._flush()
+                if time.monotonic() - last_flush >= FLUSH_SECONDS:
+                    last_flush = time.monotonic()
+                    await self._flush()
+                elif any(item.ctx.has_deltas for item in self.running.values()):
+                    await self._flush(deltas_only=True)
                 if time.monotonic() - last_renew >= renew_every:
                     last_renew = time.monotonic()
                     await self._renew()
             except Exception:
                 log.exception("worker ticker failed")
 
-    async def _flush(self) -> None:
-        changed: list[str] = []
-        items = list(self.running.values())
-        pending = [(item, *item.ctx.drain()) for item in items]
-        pending = [p for p in pending if p[1] or p[2] is not None]
-        if not pending:
-            return
+    async def _flush(self, *, deltas_only: bool = False) -> None:
+        """Store what running jobs reported since the last flush: logs and progress
+        (unless ``deltas_only``) and output deltas, then ring their streams."""
         now = time.time()
-        events = self._logs_events([item for item, logs, _ in pending if logs], now)
+        items = list(self.running.values())
+        deltas = [(item.job.id, now, d) for item in items for d in item.ctx.drain_deltas()]
+        reports = [] if deltas_only else [(item, *item.ctx.drain()) for item in items]
+        reports = [r for r in reports if r[1] or r[2] is not None]
+        if not reports and not deltas:
+            return
+        events = self._logs_events([item for item, logs, _ in reports if logs], now)
         async with self.db.write() as conn:
+            await jobs_repo.append_deltas(conn, deltas)
             await jobs_repo.append_logs(
-                conn, [(item.job.id, ts, line) for item, logs, _ in pending for ts, line in logs]
+                conn, [(item.job.id, ts, line) for item, logs, _ in reports for ts, line in logs]
             )
-            for item, _, progress in pending:
+            for item, _, progress in reports:
                 if progress is not None:
                     await lifecycle.set_progress(conn, item.job.id, item.job.token, progress)
-                changed.append(item.job.id)
             await webhooks_repo.enqueue(conn, events, now)
-        for job_id in changed:
+        for job_id in {item.job.id for item, _, _ in reports} | {d[0] for d in deltas}:
             self.bus.job_changed(job_id)
         if events:
             self._on_webhooks()

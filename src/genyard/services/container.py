@@ -174,7 +174,7 @@ class Services:
             webhooks=WebhookService(
                 db, WebhookSecrets(db, secret_key), wake=lambda: services.wake_dispatcher()
             ),
-            credits=CreditService(db),
+            credits=CreditService.from_settings(db, settings),
             limiter=RateLimiter(settings),
             run_workers=run_workers,
             bootstrap=bootstrap,
@@ -191,11 +191,19 @@ class Services:
             )
         if moved.status is JobStatus.CANCELED:
             self.bus.job_canceled(moved.job_id)
-        if moved.status is JobStatus.PENDING:
+        if moved.status is JobStatus.PENDING or (
+            moved.status.is_terminal() and moved.started_at is not None and self._capped(moved)
+        ):
+            # Work for the model: a job back in the queue, or a capped model's slot freed
+            # (workers its cap turned away are waiting for this bell, in any process).
             self.bus.work_available(moved.model)
         self.bus.job_changed(moved.job_id, terminal=moved.status.is_terminal())
         if moved.webhooks:
             self.wake_dispatcher()
+
+    def _capped(self, moved: Moved) -> bool:
+        entry = self.catalog.get(moved.model)
+        return entry is not None and entry.limits.max_running is not None
 
     def wake_dispatcher(self) -> None:
         """Deliveries were queued: a dispatcher in this process sends them now (others

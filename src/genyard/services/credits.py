@@ -1,16 +1,21 @@
-"""Credits for users and admins: balances, the transaction history, grants and gifts.
-Holds and charges happen with the jobs (submit and ``transition()``)."""
+"""Credits for users and admins: balances, the transaction history, grants, gifts and
+the daily and weekly bonuses. Holds and charges happen with the jobs (submit and
+``transition()``)."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
+from genyard.config import Settings
 from genyard.db import accounts_repo, billing_repo
 from genyard.db.billing_repo import LedgerRow
 from genyard.db.engine import Database
 from genyard.domain.billing import GRANT_BUCKETS, Balance, Bucket, LedgerType, to_micro
+from genyard.domain.bonuses import BonusKind, BonusPolicy, Period, period_at
 from genyard.domain.pricing import credits
-from genyard.errors import InsufficientCredits, InvalidRequest, NotFound
+from genyard.errors import Conflict, InsufficientCredits, InvalidRequest, NotFound
 
 
 def amount_of(value: str | int | float, field: str = "amount") -> int:
@@ -38,9 +43,70 @@ def grant_type(value: str) -> LedgerType:
     return kind
 
 
+def bonus_policy(settings: Settings) -> BonusPolicy:
+    """The bonuses the settings give (none when billing is off)."""
+    if not settings.billing:
+        return BonusPolicy()
+    cap = to_micro(settings.free_credits_max, allow_zero=True)
+    return BonusPolicy(
+        daily=to_micro(settings.daily_bonus_credits, allow_zero=True),
+        weekly=to_micro(settings.weekly_bonus_credits, allow_zero=True),
+        free_max=cap or None,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class BonusState:
+    """One bonus kind for one account now: its period, whether that period was claimed,
+    what a claim would grant now, and when it can next be claimed."""
+
+    period: Period
+    amount: int
+    claimed: bool
+    grant: int
+
+    @property
+    def claimable(self) -> bool:
+        return not self.claimed and self.grant > 0
+
+    @property
+    def next_claimable_at(self) -> float | None:
+        """The start of the next period once this one is claimed, else of this one
+        (None: the bonus is off)."""
+        if self.amount == 0:
+            return None
+        return self.period.end if self.claimed else self.period.start
+
+
+@dataclass(frozen=True, slots=True)
+class BonusClaim:
+    """What ``POST /v1/credits/bonus`` did: the ledger rows granted now (none when
+    every bonus was claimed already or the free bucket is at its cap), the balance
+    after, and each bonus's state after."""
+
+    granted: list[tuple[Period, LedgerRow]]
+    balance: Balance
+    bonuses: list[BonusState]
+
+
 class CreditService:
-    def __init__(self, db: Database) -> None:
+    def __init__(
+        self,
+        db: Database,
+        bonuses: BonusPolicy | None = None,
+        *,
+        billing: bool = True,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.db = db
+        self.bonuses = bonuses or BonusPolicy()
+        self.billing = billing
+        #: What "now" is for bonus periods (tests move it to another day).
+        self.clock = clock
+
+    @classmethod
+    def from_settings(cls, db: Database, settings: Settings) -> CreditService:
+        return cls(db, bonus_policy(settings), billing=settings.billing)
 
     async def balance(self, account_id: str) -> Balance:
         async with self.db.read() as conn:
@@ -98,3 +164,53 @@ class CreditService:
                 note="gift",
             )  # fmt: skip
             return sent
+
+    async def bonus_states(self, account_id: str, balance: Balance) -> list[BonusState]:
+        """Each bonus kind's state for the account now (``balance``: its balance now)."""
+        periods = [period_at(kind, self.clock()) for kind in BonusKind]
+        async with self.db.read() as conn:
+            claimed = await billing_repo.claimed_bonuses(conn, account_id, periods)
+        return self._states(periods, claimed, balance.free)
+
+    def _states(self, periods: list[Period], claimed: set[str], free: int) -> list[BonusState]:
+        states = []
+        for period in periods:
+            grant = self.bonuses.grant(period.kind, free)
+            amount = self.bonuses.amount(period.kind)
+            states.append(BonusState(period, amount, period.kind.value in claimed, grant))
+        return states
+
+    async def claim_bonuses(self, account_id: str) -> BonusClaim:
+        """Grant whichever of today's daily and this week's weekly bonus the account has
+        not claimed, each at most once per period however many requests ask at once."""
+        if not self.billing:
+            raise Conflict(
+                "there are no bonuses to claim: billing is off on this server "
+                "(GENYARD_BILLING=off)",
+                {"setting": "GENYARD_BILLING"},
+            )
+        if not self.bonuses.enabled:
+            raise Conflict(
+                "there are no bonuses to claim: this server grants none "
+                "(GENYARD_DAILY_BONUS_CREDITS and GENYARD_WEEKLY_BONUS_CREDITS are 0)",
+                {"settings": ["GENYARD_DAILY_BONUS_CREDITS", "GENYARD_WEEKLY_BONUS_CREDITS"]},
+            )
+        now = self.clock()
+        periods = [period_at(kind, now) for kind in BonusKind]
+        granted: list[tuple[Period, LedgerRow]] = []
+        async with self.db.write() as conn:
+            # The balance row stays locked to the end (SQLite: the writer lock), so the
+            # grants' cap is reckoned on the free bucket as it is when they land.
+            balance = await billing_repo.balance(conn, account_id, lock=True)
+            free = balance.free
+            for period in periods:
+                grant = self.bonuses.grant(period.kind, free)
+                if grant <= 0:
+                    continue  # off, or the free bucket is at its cap: not claimed
+                row = await billing_repo.claim_bonus(conn, account_id, period, grant, now)
+                if row is not None:
+                    granted.append((period, row))
+                    free += grant
+            claimed = await billing_repo.claimed_bonuses(conn, account_id, periods)
+            balance = await billing_repo.balance(conn, account_id)
+        return BonusClaim(granted, balance, self._states(periods, claimed, balance.free))

@@ -166,7 +166,7 @@ class PredictionService:
         """The model, when it is in the catalog and its provider can run here; else a
         400 naming ``model``."""
         entry = self.model(model_id)
-        availability = self.providers.availability(entry.provider)
+        availability = self.providers.availability(entry.provider, entry)
         if not availability.available:
             raise InvalidRequest(
                 f"model: {entry.id} is unavailable here: {availability.reason}",

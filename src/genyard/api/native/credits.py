@@ -1,4 +1,4 @@
-"""/v1/credits: the balance, the transaction history, gifts, and admin grants."""
+"""/v1/credits: the balance, the transaction history, bonuses, gifts, and admin grants."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ from genyard.api.render import iso
 from genyard.api.responses import JSON
 from genyard.db.billing_repo import LedgerRow
 from genyard.domain.accounts import Principal, Scope
-from genyard.domain.billing import LedgerType
+from genyard.domain.billing import Balance, LedgerType
 from genyard.domain.pricing import credits
 from genyard.errors import Forbidden
-from genyard.services.credits import amount_of, grant_type
+from genyard.services.container import Services
+from genyard.services.credits import BonusState, amount_of, grant_type
 
 router = APIRouter(tags=["credits"])
 
@@ -55,12 +56,58 @@ def render_transaction(row: LedgerRow) -> dict[str, Any]:
     }
 
 
+def render_balance(balance: Balance, services: Services) -> dict[str, Any]:
+    """The balance's buckets, ``held``, and ``max``: the cap bonuses fill ``free`` to."""
+    cap = services.credits.bonuses.free_max
+    return {**balance.to_dict(), "max": None if cap is None else credits(cap)}
+
+
+def render_bonuses(states: list[BonusState]) -> dict[str, Any]:
+    return {
+        state.period.kind.value: {
+            "amount": credits(state.amount),
+            "period": state.period.name,
+            "claimed": state.claimed,
+            "claimable": state.claimable,
+            "next_claimable_at": iso(state.next_claimable_at),
+        }
+        for state in states
+    }
+
+
 @router.get("/v1/credits/balance")
 async def get_balance(
     services: ServicesDep, principal: Annotated[Principal, require(Scope.READ)]
 ) -> JSON:
     balance = await services.credits.balance(principal.account_id)
-    return JSON({**balance.to_dict(), "billing": services.settings.billing})
+    bonus = None
+    if services.settings.billing:
+        bonus = render_bonuses(await services.credits.bonus_states(principal.account_id, balance))
+    return JSON(
+        {**render_balance(balance, services), "billing": services.settings.billing, "bonus": bonus}
+    )
+
+
+@router.post("/v1/credits/bonus")
+async def claim_bonus(
+    services: ServicesDep, principal: Annotated[Principal, require(Scope.WRITE)]
+) -> JSON:
+    claim = await services.credits.claim_bonuses(principal.account_id)
+    return JSON(
+        {
+            "granted": [
+                {
+                    "type": row.type,
+                    "period": period.name,
+                    "amount": credits(row.amount),
+                    "transaction_id": row.id,
+                }
+                for period, row in claim.granted
+            ],
+            "balance": render_balance(claim.balance, services),
+            "bonus": render_bonuses(claim.bonuses),
+        }
+    )
 
 
 @router.get("/v1/credits/transactions")

@@ -19,7 +19,7 @@ router = APIRouter(tags=["models"])
 
 
 def _summary(entry: ModelEntry, services: Services) -> dict[str, Any]:
-    availability = services.providers.availability(entry.provider)
+    availability = services.providers.availability(entry.provider, entry)
     body: dict[str, Any] = {
         "id": entry.id,
         "type": entry.type,
@@ -85,6 +85,7 @@ async def get_model(
                 "timeout": entry.limits.timeout,
                 "queue_timeout": entry.limits.queue_timeout,
                 "max_input_bytes": entry.limits.max_input_bytes,
+                "max_running": entry.limits.max_running,
             },
             "default_for": sorted(defaults),
             "example": {

