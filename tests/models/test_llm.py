@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from api.support import ApiFactory
+from api.test_stream import parse_sse
 from genyard.domain import pricing
 from genyard.domain.catalog import BUNDLED_CATALOG_DIR, Catalog, ModelEntry
 from genyard.errors import InvalidInput, ProviderError, ProviderUnavailable
@@ -277,3 +278,9 @@ async def test_a_chat_prediction_through_the_api(
         assert job["usage"]["input_tokens"] > 10
         assert 0 < job["usage"]["output_tokens"] <= 32
         assert job["input"]["temperature"] == 0  # the catalog's default, stored
+        # the tokens were streamed as output deltas: joined, they are the answer
+        stream = await api.client.get(f"/v1/predictions/{job['id']}/stream")
+        events = parse_sse(stream.text)
+        deltas = [data for name, data, _ in events if name == "delta"]
+        assert len(deltas) > 3
+        assert "".join(deltas) == job["output"]["text"]
