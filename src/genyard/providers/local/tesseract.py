@@ -40,7 +40,8 @@ INSTALL = "sudo apt-get install tesseract-ocr " + " ".join(PACKAGES.values())
 NOT_LANGUAGES = frozenset({"osd", "equ"})  # orientation and equation data, no text
 MAX_PIXELS = 40_000_000
 DEFAULT_LANGUAGES = "kor+Hangul"
-DEFAULT_PSM = 3
+DEFAULT_PSM = 6
+MIN_DPI, MAX_DPI = 70, 1200  # a declared resolution outside this is ignored
 LANGUAGE_NAME = re.compile(r"^[A-Za-z_]+$")
 
 
@@ -130,10 +131,10 @@ class TesseractProvider:
                     f"(installed: {', '.join(sorted(found.languages))}); "
                     f"an operator can add it with: sudo apt-get install {' '.join(fixes)}"
                 )
-            pixels, width, height = normalise_image(image.data)
-            ctx.log(f"{width}x{height} px, languages {'+'.join(wanted)}, psm {psm}")
+            page = normalise_image(image.data)
+            ctx.log(f"{page.width}x{page.height} px, languages {'+'.join(wanted)}, psm {psm}")
             ctx.progress(10)
-            text, words = recognise(found.binary, pixels, wanted, psm, ctx, model.limits.timeout)
+            text, words = recognise(found.binary, page, wanted, psm, ctx, model.limits.timeout)
         ctx.progress(100)
         return ProviderResult(output={"text": text, "words": words}, usage={"items": 1})
 
@@ -154,8 +155,17 @@ def parse_languages(value: Any) -> list[str]:
     return languages
 
 
-def normalise_image(data: bytes) -> tuple[bytes, int, int]:
-    """The image upright (EXIF), flattened onto white, as PNM bytes; its size.
+@dataclass(frozen=True, slots=True)
+class Page:
+    pixels: bytes  # PNM
+    width: int
+    height: int
+    dpi: int | None  # what the file declared, when plausible (the PNM copy loses it)
+
+
+def normalise_image(data: bytes) -> Page:
+    """The image upright (EXIF), flattened onto white, as PNM bytes, with its size and
+    declared resolution.
 
     Raises :class:`InvalidInput` for data Pillow cannot decode (corrupt, truncated, not
     an image) and for images over ``MAX_PIXELS``."""
@@ -172,6 +182,7 @@ def normalise_image(data: bytes) -> tuple[bytes, int, int]:
                     )
                 opened.seek(0)  # the first page or frame
                 opened.load()
+                declared = opened.info.get("dpi")
                 upright = ImageOps.exif_transpose(opened)
     except InvalidInput:
         raise
@@ -189,12 +200,18 @@ def normalise_image(data: bytes) -> tuple[bytes, int, int]:
         flat = upright.convert("RGB")
     out = io.BytesIO()
     flat.save(out, format="PPM")
-    return out.getvalue(), flat.width, flat.height
+    dpi = None
+    try:
+        if declared and MIN_DPI <= round(float(declared[0])) <= MAX_DPI:
+            dpi = round(float(declared[0]))
+    except (TypeError, ValueError, IndexError):
+        dpi = None
+    return Page(out.getvalue(), flat.width, flat.height, dpi)
 
 
 def recognise(
     binary: str,
-    pixels: bytes,
+    page: Page,
     languages: list[str],
     psm: int,
     ctx: RunContext,
@@ -204,10 +221,12 @@ def recognise(
     with tempfile.TemporaryDirectory(prefix="genyard-ocr-") as tmp:
         base = Path(tmp) / "out"
         args = [binary, "stdin", str(base), "-l", "+".join(languages), "--psm", str(psm)]
+        if page.dpi is not None:
+            args += ["--dpi", str(page.dpi)]
         done = run_tool(
             [*args, "txt", "tsv"],  # both outputs from one run
             ctx=ctx,
-            stdin=pixels,
+            stdin=page.pixels,
             env={"OMP_THREAD_LIMIT": "1"},
             timeout=timeout,
         )
