@@ -11,6 +11,8 @@ import base64
 import io
 import re
 import subprocess
+import threading
+import time
 import wave
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,8 +26,9 @@ from PIL import Image, ImageDraw, ImageFont
 from api.conftest import _no_genyard_env, catalog_dir, make_api  # noqa: F401 (fixtures)
 from api.support import ApiFactory
 from genyard.domain.catalog import BUNDLED_CATALOG_DIR, Catalog, ModelEntry
-from genyard.errors import InvalidInput
+from genyard.errors import InvalidInput, ProviderError
 from genyard.providers.base import InputFile, OutputFile, ProviderResult, RunContext
+from genyard.providers.local.cli_tools import run_tool
 from genyard.providers.local.composer import DRUM_CHANNEL, Composer
 from genyard.providers.local.music import ComposerProvider
 from genyard.providers.local.music_words import (
@@ -424,6 +427,22 @@ def test_a_short_clip_at_a_slow_tempo_still_fits(composer: ComposerProvider) -> 
     assert piece.bars == 0 and piece.final_beat == 0  # just the closing chord
     midi = piece.midi()
     assert midi.length <= 1.0 + 1e-6
+
+
+# -- the child processes -------------------------------------------------------------------
+
+
+def test_a_canceled_run_kills_its_child_process_at_once() -> None:
+    run_ctx = ctx()
+    threading.Timer(0.3, run_ctx.cancel_event.set).start()
+    started = time.monotonic()
+    with pytest.raises(ProviderError, match="sleep canceled"):
+        run_tool(["sleep", "30"], ctx=run_ctx)
+    assert time.monotonic() - started < 2
+    with pytest.raises(ProviderError, match=r"took longer than 0\.3 s"):
+        run_tool(["sleep", "30"], timeout=0.3)
+    done = run_tool(["cat"], stdin=b"x" * 1_000_000)  # large input, no pipe deadlock
+    assert (done.returncode, len(done.stdout)) == (0, 1_000_000)
 
 
 # -- through the API ---------------------------------------------------------------------
