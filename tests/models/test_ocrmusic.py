@@ -28,6 +28,8 @@ from api.support import ApiFactory
 from genyard.domain.catalog import BUNDLED_CATALOG_DIR, Catalog, ModelEntry
 from genyard.errors import InvalidInput, ProviderError
 from genyard.providers.base import InputFile, OutputFile, ProviderResult, RunContext
+from genyard.providers.local import music as music_module
+from genyard.providers.local import tesseract as tesseract_module
 from genyard.providers.local.cli_tools import run_tool
 from genyard.providers.local.composer import DRUM_CHANNEL, Composer
 from genyard.providers.local.music import ComposerProvider
@@ -427,6 +429,35 @@ def test_a_short_clip_at_a_slow_tempo_still_fits(composer: ComposerProvider) -> 
     assert piece.bars == 0 and piece.final_beat == 0  # just the closing chord
     midi = piece.midi()
     assert midi.length <= 1.0 + 1e-6
+
+
+# -- availability ------------------------------------------------------------------------
+
+
+def test_missing_binaries_or_traineddata_say_how_to_install_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(tesseract_module, "which", lambda name: None)
+    missing = TesseractProvider().availability()
+    assert not missing.available and missing.reason == "the tesseract binary is not installed"
+    assert missing.fix == (
+        "sudo apt-get install tesseract-ocr tesseract-ocr-eng tesseract-ocr-kor "
+        "tesseract-ocr-script-hang"
+    )
+    monkeypatch.setattr(tesseract_module, "which", lambda name: "/usr/bin/tesseract")
+    monkeypatch.setattr(
+        tesseract_module,
+        "discover",
+        lambda binary: tesseract_module.Installation(binary, "tesseract", frozenset({"eng"})),
+    )
+    partial = TesseractProvider().availability()
+    assert partial.reason == "tesseract's traineddata for kor, Hangul is not installed"
+    assert partial.fix == "sudo apt-get install tesseract-ocr-kor tesseract-ocr-script-hang"
+
+    monkeypatch.setattr(music_module, "which", lambda name: None if name == "fluidsynth" else name)
+    no_synth = ComposerProvider().availability()
+    assert (no_synth.available, no_synth.reason) == (False, "fluidsynth not installed")
+    assert no_synth.fix == "sudo apt-get install fluidsynth fluid-soundfont-gm ffmpeg"
 
 
 # -- the child processes -------------------------------------------------------------------
