@@ -223,7 +223,9 @@ async def _api_load(base: str, key: str, seconds: float, clients: int) -> float:
         return done / (time.monotonic() - t0)
 
 
-def embeddings(seconds: float, rounds: int) -> str:
+def start_server() -> tuple[subprocess.Popen[bytes], str, list[str]]:
+    """``genyard serve`` on a fresh data dir (billing and rate limits off, as in the
+    queue benchmark), healthy, with one user's key."""
     from bench_servers import base_env, create_accounts, genyard_bin, wait_healthy
 
     data = make_tempdir("genyard-models-bench-")
@@ -234,6 +236,11 @@ def embeddings(seconds: float, rounds: int) -> str:
     proc = spawn([str(genyard_bin()), "serve"], env=env, cwd=data, log=log)
     base = f"http://127.0.0.1:{port}"
     wait_healthy(base, [(proc, log)])
+    return proc, base, keys
+
+
+def embeddings(seconds: float, rounds: int) -> str:
+    proc, base, keys = start_server()
     asyncio.run(_api_load(base, keys[0], 3, 8))  # warm-up: the model loads
     # Alternating windows, so both sides see the same machine (it is shared and noisy).
     api_rates, direct_rates, setup = [], [], ""
@@ -317,21 +324,12 @@ def chat_direct(seconds: float, engines: list[Any]) -> float:
 
 
 def chat(seconds: float, rounds: int) -> str:
-    from bench_servers import base_env, create_accounts, genyard_bin, wait_healthy
-
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import llama_cpp
 
     from genyard.providers.local.llama_weights import SMOLLM2
 
-    data = make_tempdir("genyard-models-bench-")
-    port = free_port()
-    env = base_env(data, port, None)
-    keys = create_accounts(env, data, 1)
-    log = data / "serve.log"
-    proc = spawn([str(genyard_bin()), "serve"], env=env, cwd=data, log=log)
-    base = f"http://127.0.0.1:{port}"
-    wait_healthy(base, [(proc, log)])
+    proc, base, keys = start_server()
     asyncio.run(_chat_api_load(base, keys[0], 3, 2))  # warm-up: both instances load
     engines = [
         llama_cpp.Llama(model_path=str(SMOLLM2.path()), n_ctx=2048, n_threads=1,

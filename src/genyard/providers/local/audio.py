@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from genyard.errors import InvalidInput, ProviderError
-from genyard.providers.base import Availability, OutputFile
+from genyard.providers.base import Availability, OutputFile, ProviderResult, RunContext
 
 FFMPEG = "ffmpeg"
 FFMPEG_FIX = "sudo apt-get install ffmpeg"
@@ -155,3 +155,22 @@ def output_file(pcm: bytes, sample_rate: int, fmt: str, stem: str = "speech") ->
     data = encode(pcm, sample_rate, fmt)  # refuses an unknown format
     spec = FORMATS[fmt]
     return OutputFile(data, spec.content_type, f"{stem}.{spec.extension}")
+
+
+def speech_result(
+    pcm: bytes, sample_rate: int, fmt: str, text: str, ctx: RunContext, how: str
+) -> ProviderResult:
+    """A text-to-speech run's result: the audio file, its duration and sample rate, and
+    usage in characters; ``how`` (what the engine did) is logged with the duration."""
+    if not pcm:
+        raise InvalidInput("input.text has nothing to speak")
+    seconds = round(duration(pcm, sample_rate), 3)
+    ctx.log(f"{how}: {seconds:.2f} s")
+    return ProviderResult(
+        output={
+            "audio": output_file(pcm, sample_rate, fmt),
+            "duration": seconds,
+            "sample_rate": sample_rate,
+        },
+        usage={"characters": len(text)},
+    )

@@ -77,17 +77,8 @@ class EspeakProvider:
         wpm = words_per_minute(float(input.get("speed", 1.0)))
         pitch = int(input.get("pitch", 50))
         pcm, sample_rate = self._speak(text, voice, wpm, pitch)
-        if not pcm:
-            raise InvalidInput("input.text has nothing to speak")
-        seconds = round(audio.duration(pcm, sample_rate), 3)
-        ctx.log(f"espeak-ng -v {voice} -s {wpm}: {seconds:.2f} s")
-        return ProviderResult(
-            output={
-                "audio": audio.output_file(pcm, sample_rate, fmt),
-                "duration": seconds,
-                "sample_rate": sample_rate,
-            },
-            usage={"characters": len(text)},
+        return audio.speech_result(
+            pcm, sample_rate, fmt, text, ctx, f"espeak-ng -v {voice} -s {wpm}"
         )
 
     @staticmethod

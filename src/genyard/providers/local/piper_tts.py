@@ -116,19 +116,8 @@ class PiperProvider:
             except (RuntimeError, ValueError) as exc:
                 raise ProviderError(f"piper failed: {exc}") from exc
             sample_rate = loaded.sample_rate
-        pcm = b"".join(pieces)
-        if not pcm:
-            raise InvalidInput("input.text has nothing to speak")
-        seconds = round(audio.duration(pcm, sample_rate), 3)
-        ctx.log(f"synthesised {seconds:.2f} s in {len(pieces)} sentence(s)")
-        return ProviderResult(
-            output={
-                "audio": audio.output_file(pcm, sample_rate, fmt),
-                "duration": seconds,
-                "sample_rate": sample_rate,
-            },
-            usage={"characters": len(text)},
-        )
+        how = f"synthesised {len(pieces)} sentence(s)"
+        return audio.speech_result(b"".join(pieces), sample_rate, fmt, text, ctx, how)
 
     @staticmethod
     def _speaker(model: ModelEntry, loaded: LoadedVoice, speaker: Any) -> int | None:
