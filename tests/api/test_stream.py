@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
@@ -103,3 +104,19 @@ async def test_stream_sends_output_deltas_as_they_are_made_and_resumes_after_the
     )
     again = [data for name, data, _ in parse_sse(resumed.text) if name == "delta"]
     assert "".join(again) == "".join(d for d, _ in deltas[5:])
+
+
+async def test_a_stream_open_while_the_job_runs_gets_every_delta_before_the_output(
+    api: Api,
+) -> None:
+    # Pieces emitted up to the run's last instant: the ticker's flush and the end of the
+    # job must not commit out of order, or a stream would see the end first and miss them.
+    words = " ".join(f"w{i}" for i in range(300))
+
+    async def one() -> None:
+        job = await api.predict(DIAGNOSTIC, {"mode": "stream", "prompt": words, "seconds": 0.3})
+        events = parse_sse((await api.client.get(f"/v1/predictions/{job['id']}/stream")).text)
+        assert "".join(d for name, d, _ in events if name == "delta") == words
+        assert events[-2][1] == {"text": words}
+
+    await asyncio.gather(*(one() for _ in range(30)))

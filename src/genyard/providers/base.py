@@ -85,6 +85,9 @@ class RunContext:
         self._logs: list[tuple[float, str]] = []
         self._progress: int | None = None
         self._deltas: list[str] = []
+        #: Whether the run ever emitted a piece (the worker then orders its last
+        #: pieces before the job's end).
+        self.streamed = False
 
     @property
     def canceled(self) -> bool:
@@ -106,6 +109,7 @@ class RunContext:
         if text:
             with self._lock:
                 self._deltas.append(text)
+                self.streamed = True
 
     def drain_deltas(self) -> list[str]:
         """Output pieces emitted since the last call (for the worker to store)."""

@@ -20,6 +20,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -302,6 +303,10 @@ class WorkerPool:
         self.tasks: set[asyncio.Task[None]] = set()
         self.stopping = False
         self._loops: list[asyncio.Task[None]] = []
+        #: Held while output deltas are drained and written: the ticker's flush and the
+        #: end of a job that streamed never interleave, so a job's last pieces are
+        #: committed before (never after) the transaction that ends it.
+        self._deltas_lock = asyncio.Lock()
 
     def build_pools(self) -> None:
         by_provider: dict[str, dict[str, ModelEntry]] = defaultdict(dict)
@@ -387,8 +392,9 @@ class WorkerPool:
         charges: dict[str, int] = {}  # the holds of the batch, settled in one go
         logs: list[tuple[str, float, str]] = []
         deltas: list[tuple[str, float, str]] = []
+        streamed = any(item.ctx.streamed for item, _ in ended)
         try:
-            async with self.db.write() as conn:
+            async with self._deltas_lock if streamed else nullcontext(), self.db.write() as conn:
                 for item, to, changes, lines in outcomes:
                     moved = await lifecycle.transition(
                         conn, item.job.id, to, now=now, lease_token=item.job.token,
@@ -448,6 +454,10 @@ class WorkerPool:
     async def _flush(self, *, deltas_only: bool = False) -> None:
         """Store what running jobs reported since the last flush: logs and progress
         (unless ``deltas_only``) and output deltas, then ring their streams."""
+        async with self._deltas_lock:
+            await self._flush_locked(deltas_only)
+
+    async def _flush_locked(self, deltas_only: bool) -> None:
         now = time.time()
         items = list(self.running.values())
         deltas = [(item.job.id, now, d) for item in items for d in item.ctx.drain_deltas()]
