@@ -137,14 +137,16 @@ class ModelCache:
             started = time.monotonic()
             try:
                 engine = load()
-            finally:
+            except BaseException:
                 with self._lock:
                     self._loading.pop(key, None)
+                raise
             entry = _Entry(
                 engine, memory_mb, close, time.time(), time.monotonic() - started, users=1
             )
-            with self._lock:
+            with self._lock:  # the entry is in place before the loading lock goes
                 self._entries[key] = entry
+                self._loading.pop(key, None)
                 victims = self._evict_locked()
             log.info("loaded %s in %.2f s (%d MB)", key, entry.load_seconds, memory_mb)
         for victim_key, victim in victims:
