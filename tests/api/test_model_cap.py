@@ -54,7 +54,11 @@ async def test_a_model_capped_at_one_runs_its_jobs_one_at_a_time(
         most_running = 0
         deadline = time.monotonic() + 15  # a poll would take 60 s
         while True:
-            jobs = [await api.get(job_id) for job_id in ids]
+            # One list query: a snapshot (GETs one by one could see A still running and
+            # then B already started, two that never ran at once).
+            listed = await api.client.get("/v1/predictions", params={"model": CAPPED})
+            by_id = {j["id"]: j for j in listed.json()["data"]}
+            jobs = [by_id[job_id] for job_id in ids]
             statuses = [j["status"] for j in jobs]
             most_running = max(most_running, statuses.count("processing"))
             if all(s in ("succeeded", "failed", "canceled") for s in statuses):
