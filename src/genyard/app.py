@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from genyard import __version__
 from genyard.api import files, native, ops
-from genyard.api.errors import install_error_handlers
+from genyard.api.errors import ErrorFormats, install_error_handlers
 from genyard.api.middleware import RequestContextMiddleware
 from genyard.api.native.upload import UPLOAD_PATH
 from genyard.config import Settings
@@ -35,7 +35,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.services = services
-    install_error_handlers(app)
+    error_formats = ErrorFormats()
+    install_error_handlers(app, error_formats)
     app.include_router(native.router())
     app.include_router(files.router)
     app.include_router(ops.router)
@@ -43,6 +44,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         RequestContextMiddleware,
         metrics=services.metrics,
         max_body_bytes=settings.max_body_bytes,
+        error_formats=error_formats,
         body_limits={UPLOAD_PATH: settings.max_upload_bytes},
     )
     return app

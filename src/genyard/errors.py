@@ -12,7 +12,9 @@ Two families, kept apart on purpose:
     ├── PayloadTooLarge    413   payload_too_large
     ├── UnsupportedMediaType 415 unsupported_media_type
     ├── RateLimited        429   rate_limit_exceeded
-    └── InternalError      500   internal_error    (never carries a stack trace)
+    ├── InternalError      500   internal_error    (never carries a stack trace)
+    └── GatewayTimeout     504   timeout           (a face's sync wait ran out; its job
+                                                    was canceled and its hold released)
 
     JobError                     a job ended badly: a *status with a reason*, never a 500
     ├── InvalidInput             invalid_input        (the provider rejected the input)
@@ -96,6 +98,11 @@ class RateLimited(GenyardError):
 class InternalError(GenyardError):
     code = "internal_error"
     status = 500
+
+
+class GatewayTimeout(GenyardError):
+    code = "timeout"
+    status = 504
 
 
 class JobErrorCode(StrEnum):

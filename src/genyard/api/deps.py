@@ -33,15 +33,20 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 
 
 def api_key_from(request: Request) -> str | None:
-    key = request.headers.get("x-api-key")
-    if key:
-        return key.strip()
+    """The key, from whichever place the caller's client puts it: ``X-API-Key`` (native,
+    Anthropic), ``Authorization: Bearer`` (native, OpenAI), ``x-goog-api-key`` or the
+    ``key`` query parameter (Gemini)."""
+    for header in ("x-api-key", "x-goog-api-key"):
+        key = request.headers.get(header)
+        if key and key.strip():
+            return key.strip()
     auth = request.headers.get("authorization")
     if auth:
         scheme, _, value = auth.partition(" ")
         if scheme.lower() == "bearer" and value.strip():
             return value.strip()
-    return None
+    key = request.query_params.get("key")
+    return key.strip() if key and key.strip() else None
 
 
 async def get_principal(request: Request, services: ServicesDep) -> Principal:

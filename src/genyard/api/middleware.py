@@ -9,13 +9,12 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from genyard.api.errors import error_body
+from genyard.api.errors import ErrorFormats
 from genyard.domain.accounts import KEY_PREFIX
 from genyard.domain.ratelimits import Decision
-from genyard.errors import InternalError
+from genyard.errors import GenyardError, InternalError, PayloadTooLarge
 from genyard.ids import new_id
 from genyard.logs import request_id_var
 from genyard.metrics import Metrics
@@ -26,19 +25,28 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 class RequestContextMiddleware:
     """``body_limits``: paths whose bodies may be larger (or must be smaller) than
-    ``max_body_bytes`` (the upload route)."""
+    ``max_body_bytes`` (the upload route). ``error_formats``: how each face renders the
+    errors answered here (a body over the cap, an unexpected exception)."""
 
     def __init__(
         self,
         app: ASGIApp,
         metrics: Metrics,
         max_body_bytes: int,
+        error_formats: ErrorFormats | None = None,
         body_limits: Mapping[str, int] | None = None,
     ) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
+        self.error_formats = error_formats or ErrorFormats()
         self.body_limits = dict(body_limits or {})
+
+    async def _send_error(
+        self, scope: Scope, receive: Receive, send: Send, error: GenyardError
+    ) -> None:
+        response = self.error_formats.for_path(scope["path"])(error)
+        await response(scope, receive, send)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -74,7 +82,8 @@ class RequestContextMiddleware:
             length = headers.get(b"content-length")
             limit = self.body_limits.get(scope["path"], self.max_body_bytes)
             if length and length.isdigit() and int(length) > limit:
-                await _too_large(send_with_id, limit)
+                too_large = PayloadTooLarge(f"request body exceeds {limit} bytes", {"limit": limit})
+                await self._send_error(scope, receive, send_with_id, too_large)
             else:
                 await self.app(scope, receive, send_with_id)
         except Exception:
@@ -82,14 +91,8 @@ class RequestContextMiddleware:
             # in the envelope, never with a stack trace.
             log.exception("unhandled error")
             if not started_response:
-                await _send_error(
-                    send_with_id,
-                    500,
-                    error_body(
-                        InternalError.code,
-                        "internal error; the request id names it in the server log",
-                    ),
-                )
+                error = InternalError("internal error; the request id names it in the server log")
+                await self._send_error(scope, receive, send_with_id, error)
         finally:
             template = route_template(scope)
             self.metrics.requests.labels(template, scope["method"], str(status)).inc()
@@ -113,26 +116,3 @@ def route_template(scope: Scope) -> str:
     route: Any = scope.get("route")
     template: str | None = getattr(route, "path", None)
     return template or "unmatched"
-
-
-async def _too_large(send: Send, limit: int) -> None:
-    await _send_error(
-        send,
-        413,
-        error_body("payload_too_large", f"request body exceeds {limit} bytes", {"limit": limit}),
-    )
-
-
-async def _send_error(send: Send, status: int, payload: dict[str, Any]) -> None:
-    body = orjson.dumps(payload)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})

@@ -23,6 +23,7 @@ from genyard.domain.pricing import credits
 from genyard.domain.validation import FieldError, validate_input
 from genyard.errors import (
     Conflict,
+    GatewayTimeout,
     InsufficientCredits,
     InvalidRequest,
     JobErrorCode,
@@ -353,18 +354,43 @@ class PredictionService:
         job = await self.get(job_id, account_id)
         if job.status.is_terminal():
             raise _not_cancelable(job)
+        if not await self._cancel(job_id, (JobErrorCode.CANCELED, "canceled by the user")):
+            raise _not_cancelable(await self.get(job_id, account_id))  # it ended meanwhile
+        return await self.get(job_id, account_id)
+
+    async def _cancel(self, job_id: str, error: tuple[JobErrorCode, str]) -> bool:
         async with self.db.write() as conn:
             moved = await lifecycle.transition(
-                conn,
-                job_id,
-                JobStatus.CANCELED,
-                now=time.time(),
-                error=(JobErrorCode.CANCELED, "canceled by the user"),
+                conn, job_id, JobStatus.CANCELED, now=time.time(), error=error
             )
-        if moved is None:  # it ended while we looked
-            raise _not_cancelable(await self.get(job_id, account_id))
+        if moved is None:
+            return False
         self._on_moved(moved)
-        return await self.get(job_id, account_id)
+        return True
+
+    async def run(
+        self,
+        account_id: str,
+        user_id: str,
+        api_key_id: str | None,
+        req: SubmitRequest,
+        *,
+        limit_seconds: float,
+    ) -> Job:
+        """Submit and wait for the end, for faces that answer with the result itself: a
+        job not done within ``limit_seconds`` is canceled (its hold released, error
+        code ``timeout``) and this raises :class:`GatewayTimeout` (504) (DESIGN.md,
+        "Sync waits"). The job returned has ended: succeeded, failed or canceled."""
+        submitted = await self.submit(account_id, user_id, api_key_id, req, wait=limit_seconds)
+        job = submitted.job
+        if submitted.replayed:
+            job = await self.wait(job.id, account_id, limit_seconds)
+        if job.status.is_terminal():
+            return job
+        message = f"the prediction did not finish within {limit_seconds:g} s; it was canceled"
+        if await self._cancel(job.id, (JobErrorCode.TIMEOUT, message)):
+            raise GatewayTimeout(message, {"prediction_id": job.id, "timeout": limit_seconds})
+        return await self.get(job.id, account_id)  # it ended just now
 
     async def wait(self, job_id: str, account_id: str, seconds: float) -> Job:
         """The job once it is terminal, or its current state after ``seconds``."""

@@ -19,8 +19,6 @@ died and the job ran again) stay in the stream, followed by the new attempt's.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -29,14 +27,16 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from genyard.api.deps import ServicesDep, require
-from genyard.db import jobs_repo
 from genyard.domain.accounts import Principal, Scope
 from genyard.domain.jobs import JobStatus
+from genyard.services import job_events
 from genyard.services.container import Services
+from genyard.services.job_events import Cursor
 
 router = APIRouter(tags=["predictions"])
-POLL_SECONDS = 1.0
-KEEPALIVE_SECONDS = 15.0
+
+#: Headers every server-sent-events response sends (no proxy buffering or caching).
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 def sse(event: str, data: Any, event_id: str | None = None) -> bytes:
@@ -45,55 +45,24 @@ def sse(event: str, data: Any, event_id: str | None = None) -> bytes:
 
 
 async def _events(
-    services: Services, job_id: str, account_id: str, cursor: tuple[int, int]
+    services: Services, job_id: str, account_id: str, cursor: Cursor
 ) -> AsyncIterator[bytes]:
-    last_log, last_delta = cursor
-    seen: tuple[str, int] | None = None
-    last_sent = time.monotonic()
-    with services.bus.watch_job(job_id) as rang:
-        while True:
-            rang.clear()
-            async with services.db.read() as conn:
-                job = await jobs_repo.get_job(conn, job_id, account_id)
-                lines = await jobs_repo.read_logs_after(conn, job_id, last_log)
-                deltas = await jobs_repo.read_deltas_after(conn, job_id, last_delta)
-            if job is None:
-                return
-            for line_id, line in lines:
-                last_log = line_id
-                yield sse("logs", line, f"{last_log}.{last_delta}")
-            for delta_id, piece in deltas:
-                last_delta = delta_id
-                yield sse("delta", piece, f"{last_log}.{last_delta}")
-            if lines or deltas:
-                last_sent = time.monotonic()
-            state = (job.status.value, job.progress)
-            if state != seen:
-                seen = state
-                last_sent = time.monotonic()
-                yield sse("status", {"status": state[0], "progress": state[1]})
-            if job.status.is_terminal():
+    async for event in job_events.follow(services.db, services.bus, job_id, account_id, cursor):
+        match event:
+            case job_events.LogLine(line, at):
+                yield sse("logs", line, str(at))
+            case job_events.OutputDelta(text, at):
+                yield sse("delta", text, str(at))
+            case job_events.StatusChanged(status, progress):
+                yield sse("status", {"status": status.value, "progress": progress})
+            case job_events.Ended(job):
                 if job.status is JobStatus.SUCCEEDED:
                     yield sse("output", services.files.links.present(job)[1])
                 else:
                     yield sse("error", {"code": job.error_code, "message": job.error_message})
                 yield sse("done", {"status": job.status.value})
-                return
-            try:
-                async with asyncio.timeout(POLL_SECONDS):
-                    await rang.wait()
-            except TimeoutError:
-                if time.monotonic() - last_sent > KEEPALIVE_SECONDS:
-                    last_sent = time.monotonic()
-                    yield b": keep-alive\n\n"
-
-
-def parse_cursor(last_event_id: str) -> tuple[int, int]:
-    """``Last-Event-ID`` as (log id, delta id): ``"12.40"``, or ``"12"`` (logs only)."""
-    log_part, _, delta_part = last_event_id.partition(".")
-    log_id = int(log_part) if log_part.isdigit() else 0
-    delta_id = int(delta_part) if delta_part.isdigit() else 0
-    return log_id, delta_id
+            case job_events.Idle():
+                yield b": keep-alive\n\n"
 
 
 @router.get("/v1/predictions/{prediction_id}/stream")
@@ -104,9 +73,9 @@ async def stream_prediction(
     principal: Annotated[Principal, require(Scope.READ)],
 ) -> StreamingResponse:
     await services.predictions.get(prediction_id, principal.account_id)  # 404 before streaming
-    cursor = parse_cursor(request.headers.get("last-event-id", ""))
+    cursor = Cursor.parse(request.headers.get("last-event-id", ""))
     return StreamingResponse(
         _events(services, prediction_id, principal.account_id, cursor),
         media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        headers=SSE_HEADERS,
     )
