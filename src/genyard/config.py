@@ -204,6 +204,21 @@ class Settings(BaseSettings):
         ge=0,
         description="Upper bound for `Prefer: wait=N` on the native API.",
     )
+    llm_wait_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        description="How long the OpenAI, Anthropic and Gemini faces wait for a "
+        "non-streaming answer; past it they answer 504 and cancel the job (its hold is "
+        "released). 600 s is the OpenAI SDK's own default timeout.",
+    )
+    simple_api_wait_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="Execution limit of the simple `/api` face's routes whose seed names "
+        "none (chat, embedding, rerank, stt, t2m, t2i); past it they answer 504 and cancel "
+        "the job. `/api/tts` (58 s), `/api/voice-clone` (60 s) and `/api/image2text` (115 s) "
+        "keep the seed's limits, or this setting's value when it is lower.",
+    )
     max_body_bytes: int = Field(
         default=10 * 1024 * 1024,
         ge=1024,
