@@ -169,10 +169,11 @@ async def spend(
     return await _record(conn, _ledger_values(account_id, type, parts, -1, after, now, note=note))
 
 
-# A hold in two statements, built once. The first reads the balance (locking its row
-# on PostgreSQL) and writes the hold with the parts the draw order takes, computed in
-# SQL from that row; nothing is written when the balance is short. The second takes
-# exactly those parts from the buckets.
+# A hold in one statement, built once: it reads the balance (locking its row on
+# PostgreSQL; SQLite's writer lock is held) and writes the hold with the parts the draw
+# order takes, computed in SQL from that row; nothing is written when the balance is
+# short. The trigger ``credit_holds_take`` (migration 0006) takes exactly those parts
+# from the buckets within the same statement.
 _A = sa.bindparam("p_amount", type_=sa.BigInteger)
 _B = credit_balances.c
 _HOLD_PARTS = {
@@ -182,40 +183,22 @@ _HOLD_PARTS = {
     ),
     "paid": sa.case((_B.free + _B.earned >= _A, 0), else_=_A - _B.free - _B.earned),
 }
-_INSERT_HOLD = (
-    credit_holds.insert()
-    .from_select(
-        ["prediction_id", "account_id", "amount", "free", "earned", "paid", "created_at"],
-        sa.select(
-            sa.bindparam("p_job_id", type_=sa.String),
-            _B.account_id,
-            _A,
-            _HOLD_PARTS["free"],
-            _HOLD_PARTS["earned"],
-            _HOLD_PARTS["paid"],
-            sa.bindparam("p_now", type_=sa.Double),
-        )
-        .where(
-            _B.account_id == sa.bindparam("p_account_id"),
-            _B.paid + _B.free + _B.earned >= _A,
-        )
-        .with_for_update(),
+_INSERT_HOLD = credit_holds.insert().from_select(
+    ["prediction_id", "account_id", "amount", "free", "earned", "paid", "created_at"],
+    sa.select(
+        sa.bindparam("p_job_id", type_=sa.String),
+        _B.account_id,
+        _A,
+        _HOLD_PARTS["free"],
+        _HOLD_PARTS["earned"],
+        _HOLD_PARTS["paid"],
+        sa.bindparam("p_now", type_=sa.Double),
     )
-    .returning(credit_holds.c.free, credit_holds.c.earned, credit_holds.c.paid)
-)
-_TAKE_HELD = (
-    credit_balances.update()
     .where(
         _B.account_id == sa.bindparam("p_account_id"),
-        _B.free >= sa.bindparam("p_free"),
-        _B.earned >= sa.bindparam("p_earned"),
-        _B.paid >= sa.bindparam("p_paid"),
+        _B.paid + _B.free + _B.earned >= _A,
     )
-    .values(
-        free=_B.free - sa.bindparam("p_free"),
-        earned=_B.earned - sa.bindparam("p_earned"),
-        paid=_B.paid - sa.bindparam("p_paid"),
-    )
+    .with_for_update(),
 )
 
 
@@ -229,21 +212,7 @@ async def hold(
         "p_amount": amount,
         "p_now": now,
     }
-    parts = (await conn.execute(_INSERT_HOLD, params)).first()
-    if parts is None:
-        return False
-    taken = await conn.execute(
-        _TAKE_HELD,
-        {
-            "p_account_id": account_id,
-            "p_free": parts.free,
-            "p_earned": parts.earned,
-            "p_paid": parts.paid,
-        },
-    )
-    if taken.rowcount != 1:  # the row is locked (or SQLite's writer lock held) since the read
-        raise RuntimeError(f"the balance of {account_id} changed under a hold")
-    return True
+    return (await conn.execute(_INSERT_HOLD, params)).rowcount == 1
 
 
 _RELEASE = (
@@ -256,14 +225,25 @@ _RELEASE = (
     )
     .returning(_B.paid, _B.free, _B.earned)
 )
-_SPENDABLE = sa.select(_SPENDABLE_AFTER).where(_B.account_id == sa.bindparam("p_account_id"))
+
+
+async def _spendable(conn: DbConnection, account_ids: list[str]) -> dict[str, int]:
+    if not account_ids:
+        return {}
+    rows = await conn.execute(
+        sa.select(_B.account_id, _SPENDABLE_AFTER.label("spendable")).where(
+            _B.account_id.in_(account_ids)
+        )
+    )
+    return {row.account_id: int(row.spendable) for row in rows}
 
 
 async def settle_holds(conn: DbConnection, charges: Mapping[str, int], now: float) -> None:
     """End the holds of jobs that ended: spend each job's charge (never more than it
     held) and give the rest back to the buckets it came from. Set-based, so a worker
     settles a whole batch with one DELETE, one UPDATE per account that gets credits
-    back (in account order, so concurrent batches never deadlock) and one INSERT. Jobs
+    back (in account order, so concurrent batches never deadlock), one SELECT of the
+    other accounts' balances (for the ledger's ``balance_after``) and one INSERT. Jobs
     that held nothing are skipped."""
     if not charges:
         return
@@ -283,13 +263,16 @@ async def settle_holds(conn: DbConnection, charges: Mapping[str, int], now: floa
     for row in sorted(dropped, key=lambda r: r.prediction_id):
         spent, back = settle(Parts(row.paid, row.free, row.earned), charges[row.prediction_id])
         by_account.setdefault(row.account_id, []).append((row.prediction_id, spent, back))
-    ledger: list[dict[str, Any]] = []
-    for account_id, settled in sorted(by_account.items()):  # one lock order: no deadlocks
-        back_total = Parts(
+    back_totals = {
+        account_id: Parts(
             sum(b.paid for _, _, b in settled),
             sum(b.free for _, _, b in settled),
             sum(b.earned for _, _, b in settled),
         )
+        for account_id, settled in by_account.items()
+    }
+    spendable: dict[str, int] = {}
+    for account_id, back_total in sorted(back_totals.items()):  # one lock order: no deadlocks
         if back_total.total:
             after = (
                 await conn.execute(
@@ -302,13 +285,13 @@ async def settle_holds(conn: DbConnection, charges: Mapping[str, int], now: floa
                     },
                 )
             ).one()
-            spendable = after.paid + after.free + after.earned
-        else:  # charged exactly what was held: no balance row to touch (or lock)
-            spendable = int(
-                (await conn.execute(_SPENDABLE, {"p_account_id": account_id})).scalar_one()
-            )
+            spendable[account_id] = after.paid + after.free + after.earned
+    # Charged exactly what was held: no balance row to touch (or lock), one read for all.
+    spendable |= await _spendable(conn, sorted(set(back_totals) - set(spendable)))
+    ledger: list[dict[str, Any]] = []
+    for account_id, settled in sorted(by_account.items()):
         # Each spend row shows the spendable balance once its own release was given back.
-        running = spendable - back_total.total
+        running = spendable[account_id] - back_totals[account_id].total
         for job_id, spent, back in settled:
             running += back.total
             if spent.total:

@@ -241,6 +241,9 @@ credit_ledger = sa.Table(
 
 # Credits held for a job until it ends, and which buckets they came from (a release
 # refunds the same buckets). Outside the ledger: a hold is not a movement users see.
+# Inserting a hold takes its parts from the balance in the same statement (the trigger
+# ``credit_holds_take``, made by migration 0006), so a hold is one conditional statement:
+# billing_repo.hold.
 credit_holds = sa.Table(
     "credit_holds",
     metadata,

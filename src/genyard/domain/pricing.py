@@ -17,6 +17,7 @@ micro-credit. Nothing here does I/O.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -246,7 +247,22 @@ def estimate(pricing: Pricing, input: Mapping[str, Any]) -> Quote:
     Raises :class:`InvalidRequest` (naming ``input.<field>``) for a value the pricing
     cannot count, e.g. a ``count`` that is not a whole number.
     """
+    if _is_flat(pricing):
+        return _flat_quote(pricing.price, pricing.per, "estimate")
     return _quote(pricing, input, _estimate_units(pricing, input), "estimate")
+
+
+def _is_flat(pricing: Pricing) -> bool:
+    """A price that no input changes: per request, no multipliers, no discount."""
+    return pricing.rule == "per_request" and not pricing.multipliers and pricing.discount is None
+
+
+@functools.cache
+def _flat_quote(price: int, per: int, kind: Literal["estimate", "charge"]) -> Quote:
+    """The quote of a flat price, computed once (the hot path prices every call twice).
+    Shared between calls: never change it (``replace`` makes a changed copy)."""
+    flat = Pricing(rule="per_request", price=price, per=per)
+    return _quote(flat, {}, {"requests": Fraction(1)}, kind)
 
 
 def charge(
@@ -265,17 +281,20 @@ def charge(
     changed since).
     """
     worst = estimate(pricing, input)
-    units: dict[str, Fraction] = {}
-    unreported: list[str] = []
-    for unit, counted in worst.units.items():
-        reported = None if unit == "requests" or usage is None else _number(usage.get(unit))
-        if reported is None or reported < 0:
-            units[unit] = counted
-            if unit != "requests":
-                unreported.append(unit)
-        else:
-            units[unit] = reported
-    quote = replace(_quote(pricing, input, units, "charge"), unreported=tuple(unreported))
+    if _is_flat(pricing):
+        quote = _flat_quote(pricing.price, pricing.per, "charge")
+    else:
+        units: dict[str, Fraction] = {}
+        unreported: list[str] = []
+        for unit, counted in worst.units.items():
+            reported = None if unit == "requests" or usage is None else _number(usage.get(unit))
+            if reported is None or reported < 0:
+                units[unit] = counted
+                if unit != "requests":
+                    unreported.append(unit)
+            else:
+                units[unit] = reported
+        quote = replace(_quote(pricing, input, units, "charge"), unreported=tuple(unreported))
     ceiling = worst.total if held is None else max(0, min(worst.total, held))
     if quote.total <= ceiling:
         return quote
