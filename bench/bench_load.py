@@ -105,10 +105,12 @@ def wrk_script(workdir: Path, keys: list[str], body: dict[str, Any]) -> Path:
     return path
 
 
-def run_wrk(wrk: str, base: str, script: Path, seconds: int, clients: int) -> dict[str, Any]:
+def run_wrk(
+    wrk: str, base: str, script: Path, seconds: int, clients: int, *, threads: int = 2
+) -> dict[str, Any]:
     argv = [
         wrk,
-        "-t2",
+        f"-t{threads}",
         f"-c{clients}",
         f"-d{seconds}s",
         "--timeout",

