@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_support import Server
+from e2e_support import Cluster, Server
 
-from postgres_server import Databases, FreshDatabase
+from postgres_server import Databases, FreshDatabase, PostgresServer
 
 # -- fixtures ------------------------------------------------------------------------
 
@@ -83,3 +83,14 @@ def module_server_factory(
     for server in servers:
         server.stop()
         _SERVERS.remove(server)
+
+
+@pytest.fixture
+def cluster(postgres_server: PostgresServer, tmp_path: Path) -> Iterator[Cluster]:
+    name = postgres_server.create_database()
+    made = Cluster(tmp_path, postgres_server.url(name))
+    try:
+        yield made
+    finally:
+        made.stop()
+        postgres_server.drop_database(name)

@@ -21,13 +21,14 @@ from typing import Any
 
 import httpx
 
-from postgres_server import FreshDatabase, free_port
+from postgres_server import SECRET_KEY, FreshDatabase, free_port
 
 DIAGNOSTIC = "genyard/diagnostic"
 E5 = "intfloat/multilingual-e5-small"
 FULL_KEY = re.compile(r"gy_live_[0-9a-f]{40}")
 TERMINAL = frozenset({"succeeded", "failed", "canceled"})
 START_TIMEOUT = 30.0
+CLAIMED = re.compile(r'"claimed (\d+) jobs: ([^"]*)"')
 
 
 class Server:
@@ -314,3 +315,93 @@ def table_rows(text: str) -> list[list[str]]:
     lines = [line for line in text.splitlines() if line.strip()]
     assert lines and "\t" in lines[0], text
     return [line.split("\t") for line in lines[1:]]
+
+
+class Cluster:
+    """One PostgreSQL database, one `genyard api` and any number of `genyard worker`s."""
+
+    def __init__(self, root: Path, database_url: str, **env: str) -> None:
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("GENYARD_")}
+        self.env.update(
+            GENYARD_DATA_DIR=str(root / "data"),
+            GENYARD_DATABASE_URL=database_url,
+            GENYARD_SECRET_KEY=SECRET_KEY,
+            GENYARD_HOST="127.0.0.1",
+            GENYARD_PORT=str(self.port),
+            GENYARD_DIAGNOSTIC_MODELS="1",
+            GENYARD_POLL_INTERVAL="0.2",
+            GENYARD_LEASE_SECONDS="2",
+            GENYARD_REAPER_INTERVAL="0.3",
+            GENYARD_SHUTDOWN_GRACE="1",
+            PYTHONUNBUFFERED="1",
+        )
+        self.env.update(env)
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def spawn(self, name: str, *args: str, **env: str) -> subprocess.Popen[bytes]:
+        with (self.root / f"{name}.stderr").open("ab") as err:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "genyard", *args],
+                cwd=self.root,
+                env={**self.env, **env},
+                stdout=err,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+            )
+        self.procs[name] = proc
+        return proc
+
+    def start_api(self) -> None:
+        self.spawn("api", "api")
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            assert self.procs["api"].poll() is None, self.log("api")
+            assert time.monotonic() < deadline, "the API never answered:\n" + self.log("api")
+            time.sleep(0.1)
+
+    def start_worker(self, name: str, *args: str) -> None:
+        self.spawn(name, "worker", *args, GENYARD_LOG_LEVEL="DEBUG")
+        deadline = time.monotonic() + 30
+        while "worker started" not in self.log(name):
+            assert self.procs[name].poll() is None, self.log(name)
+            assert time.monotonic() < deadline, "the worker never started:\n" + self.log(name)
+            time.sleep(0.1)
+
+    def signal(self, name: str, sig: int) -> None:
+        self.procs[name].send_signal(sig)
+        if sig == signal.SIGKILL:
+            self.procs[name].wait(timeout=10)
+
+    def claimed_by(self, name: str) -> list[str]:
+        """The job ids a worker's log says it claimed."""
+        return [j for _, ids in CLAIMED.findall(self.log(name)) for j in ids.split()]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def admin_key(self) -> str:
+        return (self.root / "data" / "admin-key").read_text().strip()
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, headers={"X-API-Key": self.admin_key}, timeout=60)
+
+    def log(self, name: str) -> str:
+        path = self.root / f"{name}.stderr"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGCONT)
+                proc.kill()
+                proc.wait(timeout=10)
