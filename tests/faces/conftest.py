@@ -9,7 +9,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "e2e"))
 
-from e2e.conftest import (  # noqa: E402
+from e2e.conftest import (
     _server_logs_on_failure,
     make_server,
     module_server_factory,

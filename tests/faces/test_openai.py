@@ -123,7 +123,10 @@ def test_chat_streams_tokens_then_finish_and_usage(
     assert len({c.id for c in chunks}) == 1
     job = prediction(http, last.id)
     assert job["output"]["text"] == text
-    assert job["input"]["messages"][0] == {"role": "system", "content": "You are a helpful assistant."}
+    assert job["input"]["messages"][0] == {
+        "role": "system",
+        "content": "You are a helpful assistant.",
+    }
     assert job["usage"]["input_tokens"] == last.usage.prompt_tokens
     assert job["usage"]["output_tokens"] == last.usage.completion_tokens
 
@@ -165,6 +168,22 @@ def test_a_model_of_the_other_mode_is_a_400_naming_model(client: openai.OpenAI) 
     with pytest.raises(openai.BadRequestError) as complete_on_chat:
         client.completions.create(model=CHAT, prompt="Hello")
     assert complete_on_chat.value.param == "model"  # type: ignore[attr-defined]
+
+
+def test_a_failed_prediction_is_an_openai_error_plain_and_streamed(client: openai.OpenAI) -> None:
+    too_long: Any = [{"role": "user", "content": "word " * 3000}]  # > the 2,048-token context
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(model=CHAT, messages=too_long, max_tokens=4)
+    assert refused.value.code == "invalid_input"
+    assert "2048 tokens of context" in refused.value.message
+    assert refused.value.response.headers["x-should-retry"] == "false"
+    stream = client.chat.completions.create(
+        model=CHAT, messages=too_long, max_tokens=4, stream=True
+    )
+    with pytest.raises(openai.APIError) as mid_stream:
+        list(stream)
+    assert "2048 tokens of context" in mid_stream.value.message
+    assert mid_stream.value.code == "invalid_input"
 
 
 # -- embeddings ----------------------------------------------------------------------------
@@ -354,3 +373,43 @@ def test_an_account_without_credits_gets_402_insufficient_quota(server: Server) 
     body: Any = short.value.body
     assert body["type"] == "insufficient_quota" and body["code"] == "insufficient_quota"
     assert short.value.response.headers["x-should-retry"] == "false"
+
+
+# -- limits: 429 and 504 (a server of their own) ------------------------------------------------
+
+TIERS = "free=3/100/1000;basic=60/2000/20000;pro=120/5000/50000;enterprise=300/20000/200000"
+
+
+def test_rate_limit_and_timeout(make_server: Callable[..., Server]) -> None:
+    server = make_server(
+        "strict",
+        GENYARD_LLM_WAIT_SECONDS="1",
+        GENYARD_RATE_LIMIT_TIERS=TIERS,
+    ).start()
+    # 429: a free-tier key past 3 requests a minute (the admin is exempt)
+    server.cli("users", "create", "eve", "--tier", "free")
+    key = server.cli("keys", "create", "--user", "eve").stdout.strip().splitlines()[-1]
+    eve = sdk(server, key)
+    with pytest.raises(openai.RateLimitError) as limited:
+        for _ in range(4):
+            eve.models.list()
+    assert limited.value.code == "rate_limit_exceeded"
+    assert int(limited.value.response.headers["retry-after"]) > 0
+    assert limited.value.response.headers["x-should-retry"] == "true"
+    # 504: a long answer cannot finish within GENYARD_LLM_WAIT_SECONDS=1; the job is
+    # canceled and its hold released
+    admin = sdk(server, server.admin_key)
+    story: Any = [{"role": "user", "content": "Write a very long story about a dragon."}]
+    with pytest.raises(openai.InternalServerError) as slow:
+        admin.chat.completions.create(model=CHAT, messages=story, max_tokens=2048)
+    assert slow.value.status_code == 504
+    assert slow.value.code == "timeout"
+    assert slow.value.response.headers["x-should-retry"] == "false"
+    job_id = slow.value.response.headers["x-genyard-prediction-id"]
+    assert job_id in slow.value.message
+    with server.client(server.admin_key) as http:
+        job = http.get(f"/v1/predictions/{job_id}").json()
+        assert job["status"] == "canceled", job
+        assert job["error"]["code"] == "timeout"
+        assert job["usage"]["credits_charged"] == 0
+        assert http.get("/v1/credits/balance").json()["held"] == 0

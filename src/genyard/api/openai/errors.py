@@ -22,7 +22,7 @@ from starlette.responses import Response
 from genyard.api.errors import error_headers
 from genyard.api.responses import JSON
 from genyard.domain.jobs import Job
-from genyard.errors import GenyardError, InvalidRequest, NotFound
+from genyard.errors import GatewayTimeout, GenyardError, InternalError, InvalidRequest, NotFound
 
 PREFIX = "/llm/openai/v1"
 
@@ -52,22 +52,10 @@ _CODES = {
 }
 
 
-class JobFailed(GenyardError):
-    """A prediction ran and failed: 500 unless ``status`` says otherwise (400 for an
-    input the model refused, 503 for a model that cannot run here)."""
-
-    code = "job_failed"
-    status = 500
-
-
-class ModelNotFound(NotFound):
-    code = "model_not_found"
-
-
-def model_not_found(model: str) -> ModelNotFound:
-    return ModelNotFound(
+def model_not_found(model: str) -> NotFound:
+    return NotFound(
         f"The model `{model}` does not exist or you do not have access to it.",
-        {"field": "model"},
+        {"field": "model", "openai_code": "model_not_found"},
     )
 
 
@@ -76,16 +64,24 @@ def bad_param(param: str, message: str) -> InvalidRequest:
     return InvalidRequest(f"{param}: {message}", {"field": param})
 
 
-def job_failed(job: Job) -> JobFailed:
+_JOB_ERRORS: dict[str, type[GenyardError]] = {
+    "invalid_input": InvalidRequest,
+    "timeout": GatewayTimeout,
+}
+
+
+def job_failed(job: Job) -> GenyardError:
+    """The error for a prediction that ran and did not succeed: 400 for an input the
+    model refused, 503 for a model that cannot run here, 504 for a run that timed out,
+    else 500; its ``code`` is the job's error code, and it is never to be retried."""
     code = job.error_code or "internal"
-    error = JobFailed(f"prediction {job.id} {job.status.value} ({code}): {job.error_message}")
-    error.details = {"prediction_id": job.id, "job_code": code}
-    if code == "invalid_input":
-        error.status = 400
-    elif code == "provider_unavailable":
+    kind = _JOB_ERRORS.get(code, InternalError)
+    error = kind(
+        f"prediction {job.id} {job.status.value} ({code}): {job.error_message}",
+        {"prediction_id": job.id, "job_code": code},
+    )
+    if code == "provider_unavailable":
         error.status = 503
-    elif code == "timeout":
-        error.status = 504
     return error
 
 
@@ -112,8 +108,11 @@ def _message(error: GenyardError) -> str:
 def error_object(error: GenyardError) -> dict[str, Any]:
     """``{"error": {"message", "type", "param", "code"}}`` for ``error``."""
     status = error.status
-    job_code = error.details.get("job_code") if isinstance(error, JobFailed) else None
-    code = job_code or _CODES.get(error.code, error.code if status < 500 else None)
+    code = (
+        error.details.get("job_code")
+        or error.details.get("openai_code")
+        or _CODES.get(error.code, error.code if status < 500 else None)
+    )
     return {
         "error": {
             "message": _message(error),
@@ -129,7 +128,7 @@ def render_error(error: GenyardError) -> Response:
     body = error_object(error)
     status = error.status
     headers = error_headers(error)
-    if isinstance(error, JobFailed):
+    if "job_code" in error.details:  # the prediction ran: a retry would run it again
         headers["x-should-retry"] = "false"
     prediction_id = error.details.get("prediction_id")
     if isinstance(prediction_id, str):
