@@ -129,7 +129,9 @@ def chat_input(entry: ModelEntry, body: ChatRequest) -> dict[str, Any]:
         hint = " (use POST /llm/openai/v1/completions)" if entry.type == "text" else ""
         raise InvalidRequest(f"model: {entry.id} is not a chat model{hint}", {"field": "model"})
     input: dict[str, Any] = {"messages": _messages(body.messages)}
-    max_tokens = body.max_completion_tokens or body.max_tokens
+    max_tokens = (
+        body.max_tokens if body.max_completion_tokens is None else body.max_completion_tokens
+    )
     given = {
         "temperature": body.temperature,
         "top_p": body.top_p,
