@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from genyard import __version__
 from genyard.api import files, native, ops
+from genyard.api import openai as openai_face
 from genyard.api.errors import ErrorFormats, install_error_handlers
 from genyard.api.middleware import RequestContextMiddleware
 from genyard.api.native.upload import UPLOAD_PATH
@@ -38,6 +39,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     error_formats = ErrorFormats()
     install_error_handlers(app, error_formats)
     app.include_router(native.router())
+    app.include_router(openai_face.router())
+    error_formats.add(openai_face.PREFIX, openai_face.render_error)
     app.include_router(files.router)
     app.include_router(ops.router)
     app.add_middleware(
@@ -45,6 +48,9 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         metrics=services.metrics,
         max_body_bytes=settings.max_body_bytes,
         error_formats=error_formats,
-        body_limits={UPLOAD_PATH: settings.max_upload_bytes},
+        body_limits={
+            UPLOAD_PATH: settings.max_upload_bytes,
+            openai_face.TRANSCRIPTIONS_PATH: settings.max_upload_bytes,
+        },
     )
     return app

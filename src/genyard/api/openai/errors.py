@@ -1,0 +1,166 @@
+"""Errors in OpenAI's shape: ``{"error": {"message", "type", "param", "code"}}``.
+
+The status codes are those the official SDK turns into its own exceptions (400
+BadRequestError, 401 AuthenticationError, 403 PermissionDeniedError, 404 NotFoundError,
+409 ConflictError, 429 RateLimitError, 5xx InternalServerError; 402 has no class of its
+own: the SDK raises its base ``APIStatusError`` with ``status_code`` 402).
+``param`` names the request field at fault, in OpenAI's names (``input``, not the
+model's ``text``). Every error carries :func:`~genyard.api.errors.error_headers`
+(``Retry-After`` on a 429, ``x-should-retry``); a failed job's error says
+``x-should-retry: false`` whatever its status (the prediction ran and its id is in the
+message: a retry would run it again).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from starlette.responses import Response
+
+from genyard.api.errors import error_headers
+from genyard.api.responses import JSON
+from genyard.domain.jobs import Job
+from genyard.errors import GatewayTimeout, GenyardError, InternalError, InvalidRequest, NotFound
+
+PREFIX = "/llm/openai/v1"
+
+#: OpenAI's ``type`` for each status (the rest: ``server_error``).
+_TYPES = {
+    400: "invalid_request_error",
+    401: "invalid_request_error",
+    402: "insufficient_quota",
+    403: "invalid_request_error",
+    404: "invalid_request_error",
+    405: "invalid_request_error",
+    409: "invalid_request_error",
+    413: "invalid_request_error",
+    415: "invalid_request_error",
+    429: "requests",
+}
+
+#: OpenAI's ``code`` by genyard's error code, where OpenAI has one.
+_CODES = {
+    "unauthorized": "invalid_api_key",
+    "insufficient_credits": "insufficient_quota",
+    "forbidden": "insufficient_permissions",
+    "rate_limit_exceeded": "rate_limit_exceeded",
+    "payload_too_large": "request_too_large",
+    "timeout": "timeout",
+    "method_not_allowed": "method_not_allowed",
+}
+
+
+def model_not_found(model: str) -> NotFound:
+    return NotFound(
+        f"The model `{model}` does not exist or you do not have access to it.",
+        {"field": "model", "openai_code": "model_not_found"},
+    )
+
+
+def bad_param(param: str, message: str) -> InvalidRequest:
+    """A 400 naming ``param`` (in OpenAI's names)."""
+    return InvalidRequest(f"{param}: {message}", {"field": param})
+
+
+_JOB_ERRORS: dict[str, type[GenyardError]] = {
+    "invalid_input": InvalidRequest,
+    "timeout": GatewayTimeout,
+}
+
+
+def job_failed(job: Job) -> GenyardError:
+    """The error for a prediction that ran and did not succeed: 400 for an input the
+    model refused, 503 for a model that cannot run here, 504 for a run that timed out,
+    else 500; its ``code`` is the job's error code, and it is never to be retried."""
+    code = job.error_code or "internal"
+    kind = _JOB_ERRORS.get(code, InternalError)
+    error = kind(
+        f"prediction {job.id} {job.status.value} ({code}): {job.error_message}",
+        {"prediction_id": job.id, "job_code": code},
+    )
+    if code == "provider_unavailable":
+        error.status = 503
+    return error
+
+
+def _param(error: GenyardError) -> str | None:
+    details = error.details
+    if isinstance(details.get("field"), str):
+        return str(details["field"])
+    errors = details.get("errors")
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        field = errors[0].get("field")
+        return str(field) if field else None
+    return None
+
+
+def _message(error: GenyardError) -> str:
+    if error.status == 404 and error.message == "Not Found":
+        return f"Invalid URL: no such route under {PREFIX}"
+    prediction_id = error.details.get("prediction_id")
+    if isinstance(prediction_id, str) and prediction_id not in error.message:
+        return f"{error.message} (prediction {prediction_id})"
+    return error.message
+
+
+def error_object(error: GenyardError) -> dict[str, Any]:
+    """``{"error": {"message", "type", "param", "code"}}`` for ``error``."""
+    status = error.status
+    code = (
+        error.details.get("job_code")
+        or error.details.get("openai_code")
+        or _CODES.get(error.code, error.code if status < 500 else None)
+    )
+    return {
+        "error": {
+            "message": _message(error),
+            "type": _TYPES.get(status, "server_error"),
+            "param": _param(error) if status in (400, 404) else None,
+            "code": code,
+        }
+    }
+
+
+def render_error(error: GenyardError) -> Response:
+    """The renderer for every error under ``/llm/openai/v1``."""
+    body = error_object(error)
+    status = error.status
+    headers = error_headers(error)
+    if "job_code" in error.details:  # the prediction ran: a retry would run it again
+        headers["x-should-retry"] = "false"
+    prediction_id = error.details.get("prediction_id")
+    if isinstance(prediction_id, str):
+        headers["x-genyard-prediction-id"] = prediction_id
+    return JSON(body, status_code=status, headers=headers)
+
+
+def _rename(field: str, names: Mapping[str, str]) -> str:
+    """``input.text[1]`` -> ``input[1]`` with ``names={"text": "input"}``."""
+    if field.startswith("input."):
+        field = field[len("input.") :]
+    head, sep, rest = field.partition(".")
+    base, bracket, index = head.partition("[")
+    base = names.get(base, base)
+    return base + bracket + index + sep + rest
+
+
+@contextmanager
+def openai_names(names: Mapping[str, str] | None = None) -> Iterator[None]:
+    """Report a 400 on the prediction's input in OpenAI's field names: the model's
+    ``input.<field>`` becomes the request's ``<param>`` (``names`` maps the fields
+    whose names differ)."""
+    try:
+        yield
+    except InvalidRequest as exc:
+        errors: Any = exc.details.get("errors")
+        if not isinstance(errors, list) or not errors:
+            raise
+        renamed = [
+            {**e, "field": _rename(str(e.get("field", "")), names or {})}
+            for e in errors
+            if isinstance(e, dict)
+        ]
+        message = "; ".join(f"{e['field']}: {e.get('message', '')}" for e in renamed)
+        raise InvalidRequest(message, {**exc.details, "errors": renamed}) from None
