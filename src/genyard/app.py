@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from genyard import __version__
-from genyard.api import files, native, ops
+from genyard.api import anthropic, files, native, ops
 from genyard.api.errors import ErrorFormats, install_error_handlers
 from genyard.api.middleware import RequestContextMiddleware
 from genyard.api.native.upload import UPLOAD_PATH
@@ -40,6 +40,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(native.router())
     app.include_router(files.router)
     app.include_router(ops.router)
+    app.include_router(anthropic.router)
+    error_formats.add(anthropic.PREFIX, anthropic.render_error)
     app.add_middleware(
         RequestContextMiddleware,
         metrics=services.metrics,
