@@ -101,6 +101,23 @@ def test_streamed_text_equals_the_message(server: Server) -> None:
     assert plain.content[0].text == text  # type: ignore[union-attr]
 
 
+def test_a_job_canceled_mid_stream_ends_it_with_an_error_event(server: Server) -> None:
+    story = [{"role": "user", "content": "Write a very long story about the sea."}]
+    client = sdk(server)
+    with (
+        client.messages.stream(model=MODEL, max_tokens=2048, messages=story) as stream,
+        server.client(server.admin_key) as native,
+    ):
+        pieces = stream.text_stream
+        next(pieces)  # the model is writing
+        prediction = "pred_" + stream.current_message_snapshot.id.removeprefix("msg_")
+        assert native.delete(f"/v1/predictions/{prediction}").status_code == 200
+        with pytest.raises(anthropic.APIStatusError) as caught:
+            list(pieces)
+    assert caught.value.body["error"]["type"] == "conflict_error"  # type: ignore[index]
+    assert "canceled" in str(caught.value.api_message)
+
+
 def _raw_events(server: Server, body: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     events = []
     headers = {"x-api-key": server.admin_key, "anthropic-version": "2023-06-01"}

@@ -115,6 +115,22 @@ def test_streamed_text_equals_the_whole(server: Server) -> None:
     assert whole.text == text  # greedy: the same answer
 
 
+def test_a_job_canceled_mid_stream_ends_it_with_an_error(server: Server) -> None:
+    client = sdk(server)
+    chunks = client.models.generate_content_stream(
+        model=MODEL,
+        contents="Write a very long story about the sea.",
+        config=types.GenerateContentConfig(max_output_tokens=2048),
+    )
+    first = next(chunks)  # the model is writing
+    with server.client(server.admin_key) as native:
+        assert native.delete(f"/v1/predictions/{first.response_id}").status_code == 200
+    with pytest.raises(errors.ClientError) as caught:
+        list(chunks)
+    assert caught.value.code == 409 and caught.value.status == "ABORTED"
+    assert "canceled" in str(caught.value.message)
+
+
 def _post(server: Server, path: str, body: dict[str, Any], **kw: Any) -> httpx.Response:
     headers = kw.pop("headers", {"x-goog-api-key": server.admin_key})
     with httpx.Client(base_url=server.url, timeout=120) as client:

@@ -16,6 +16,7 @@ from genyard.domain.accounts import Principal
 from genyard.domain.catalog import ModelEntry
 from genyard.domain.jobs import Job, JobStatus
 from genyard.errors import (
+    Conflict,
     GatewayTimeout,
     GenyardError,
     InternalError,
@@ -122,6 +123,8 @@ def job_failure(job: Job) -> GenyardError:
     message = job.error_message or f"the prediction {job.status.value}"
     details = {"prediction_id": job.id, "code": job.error_code}
     match job.error_code:
+        case JobErrorCode.CANCELED:  # someone canceled it (DELETE /v1/predictions/{id})
+            return Conflict(message, details)
         case JobErrorCode.INVALID_INPUT:
             return InvalidRequest(message, details)
         case JobErrorCode.PROVIDER_UNAVAILABLE:

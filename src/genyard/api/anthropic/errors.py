@@ -1,7 +1,7 @@
 """Errors in Anthropic's shape: ``{"type": "error", "error": {"type", "message"},
 "request_id"}``, with the statuses the ``anthropic`` SDK maps to its exception classes
 (400 BadRequestError, 401 AuthenticationError, 402 PaymentRequiredError, 403
-PermissionDeniedError, 404 NotFoundError, 413 ContentTooLargeError, 429
+PermissionDeniedError, 404 NotFoundError, 409 ConflictError, 413 ContentTooLargeError, 429
 RateLimitError, 500 InternalServerError, 503 ServiceUnavailableError, 504
 GatewayTimeoutError)."""
 
@@ -26,7 +26,7 @@ ERROR_TYPES: dict[int, str] = {
     403: "permission_error",
     404: "not_found_error",
     405: "invalid_request_error",
-    409: "invalid_request_error",
+    409: "conflict_error",
     413: "request_too_large",
     415: "invalid_request_error",
     429: "rate_limit_error",
