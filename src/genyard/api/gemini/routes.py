@@ -84,7 +84,7 @@ async def batch_embed_contents(
     return JSON({"embeddings": [{"values": v} for v in vectors]})
 
 
-@router.post(BASE + "/{rest:path}")
+@router.post(BASE + "/{rest:path}", include_in_schema=False)
 async def unknown_method(rest: str, _: Generate) -> Response:
     model, colon, method = rest.rpartition(":")
     if not colon:
