@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from genyard import __version__
-from genyard.api import files, native, ops
+from genyard.api import anthropic, files, gemini, native, ops
 from genyard.api import openai as openai_face
 from genyard.api.errors import ErrorFormats, install_error_handlers
 from genyard.api.middleware import RequestContextMiddleware
@@ -43,6 +43,10 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     error_formats.add(openai_face.PREFIX, openai_face.render_error)
     app.include_router(files.router)
     app.include_router(ops.router)
+    app.include_router(anthropic.router)
+    error_formats.add(anthropic.PREFIX, anthropic.render_error)
+    app.include_router(gemini.router)
+    error_formats.add(gemini.PREFIX, gemini.render_error)
     app.add_middleware(
         RequestContextMiddleware,
         metrics=services.metrics,
