@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from genyard import __version__
-from genyard.api import files, native, ops
+from genyard.api import files, native, ops, simple
 from genyard.api.errors import ErrorFormats, install_error_handlers
 from genyard.api.middleware import RequestContextMiddleware
 from genyard.api.native.upload import UPLOAD_PATH
@@ -40,11 +40,16 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(native.router())
     app.include_router(files.router)
     app.include_router(ops.router)
+    app.include_router(simple.router())
+    error_formats.add(simple.PREFIX, simple.render_error)
     app.add_middleware(
         RequestContextMiddleware,
         metrics=services.metrics,
         max_body_bytes=settings.max_body_bytes,
         error_formats=error_formats,
-        body_limits={UPLOAD_PATH: settings.max_upload_bytes},
+        body_limits={
+            UPLOAD_PATH: settings.max_upload_bytes,
+            **dict.fromkeys(simple.UPLOAD_PATHS, settings.max_upload_bytes),
+        },
     )
     return app
