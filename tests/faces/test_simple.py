@@ -28,6 +28,13 @@ import pytest
 from e2e_support import Server
 from PIL import Image, ImageDraw, ImageFont
 
+from genyard.api.simple import languages
+from genyard.api.simple.errors import job_failure
+from genyard.app import create_app
+from genyard.config import Settings
+from genyard.domain.jobs import Job, JobStatus
+from genyard.errors import InternalError, JobErrorCode, RateLimited
+
 pytestmark = pytest.mark.sqlite_only(reason="real models run once; the queue is tested elsewhere")
 
 PIPER = "rhasspy/piper-en_US-joe-medium"
@@ -36,6 +43,7 @@ WHISPER = "openai/whisper-tiny.en"
 VOSK = "alphacephei/vosk-model-small-ko"
 ENGLISH = "The weather was cold and windy this morning. Please bring a warm coat."
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+FFPROBE = ("ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0")
 TIERS = "free=3/500/5000;basic=60/2000/20000;pro=120/5000/50000;enterprise=300/20000/200000"
 
 
@@ -79,8 +87,7 @@ def audio_seconds(data: bytes, suffix: str) -> float:
         file.write(data)
         file.flush()
         probe = subprocess.run(
-            ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0"]
-            + [file.name],
+            [*FFPROBE, file.name],
             capture_output=True,
             check=True,
         )
@@ -279,6 +286,11 @@ def test_stt_errors(api: httpx.Client) -> None:
     assert "ja" in error_of(api.post("/api/stt", files=files, data={"language": "japanese"}), 400)
     assert "task" in error_of(api.post("/api/stt", files=files, data={"task": "translate"}), 400)
     assert "beam_size" in error_of(api.post("/api/stt", files=files, data={"beam_size": "x"}), 400)
+    # Audio by its type, not by its bytes: the job fails with invalid_input -> 400.
+    broken = api.post("/api/stt", files={"file": ("a.wav", b"RIFF0000WAVEnope", "audio/wav")})
+    assert error_of(broken, 400)
+    job = prediction(api, broken)
+    assert (job["status"], job["error"]["code"]) == ("failed", "invalid_input")
     # Not audio at all: the type is refused at submit.
     assert "file" in error_of(
         api.post("/api/stt", files={"file": ("a.png", b"\x89PNG", "image/png")}), 400
@@ -415,3 +427,49 @@ def test_limits_504_429_413(make_server: Any) -> None:
     limited = ann.get("/api/tts")
     assert error_of(limited, 429)
     assert int(limited.headers["retry-after"]) >= 1
+
+
+# -- units: the pieces a server cannot be made to show -----------------------------------
+
+
+def test_languages_and_failures_map() -> None:
+    assert [languages.normalize(v) for v in ("ko", "Korean", "한국어", "en_us", "JA", "xx1")] == [
+        "ko",
+        "ko",
+        "ko",
+        "en-US",
+        "ja",
+        None,
+    ]
+    assert languages.pick("ko-KR", {"ko"}) == "ko" and languages.pick("de", {"en"}) is None
+    assert [languages.guess(t) for t in ("안녕", "こんにちは", "你好", "hello")] == [
+        "ko",
+        "ja",
+        "zh",
+        "en",
+    ]
+    statuses = {}
+    for code in JobErrorCode:
+        job = Job("pred_x", "acct", "user", "m", {}, JobStatus.FAILED, 0.0, error_code=code)
+        statuses[code.value] = job_failure(job).status
+    assert statuses == {
+        "invalid_input": 400,
+        "timeout": 504,
+        "queue_timeout": 504,
+        "worker_lost": 500,
+        "canceled": 500,
+        "provider_error": 502,
+        "provider_unavailable": 503,
+        "internal": 500,
+    }
+
+
+def test_every_error_under_api_renders_in_the_face_shape(tmp_path: Any) -> None:
+    app = create_app(Settings(data_dir=tmp_path))
+    render = app.state.error_formats.for_path("/api/anything")
+    answer = render(InternalError("internal error"))
+    assert (answer.status_code, answer.body) == (500, b'{"error":"internal error"}')
+    assert answer.headers["x-should-retry"] == "true"
+    limited = render(RateLimited("slow down", retry_after=7))
+    assert (limited.status_code, limited.headers["retry-after"]) == (429, "7")
+    assert app.state.error_formats.for_path("/v1/models") is not render

@@ -54,10 +54,10 @@ class Form:
         """The file part ``name`` (required), for the model's file field ``model_field``."""
         value = self._form.get(name)
         if value is None:
-            self.errors.append(FieldError(name, f"is required: {what} as a file part"))
+            self.errors.append(FieldError(name, f"is required ({what}, as a multipart file part)"))
             return None
         if not isinstance(value, UploadFile):
-            self.errors.append(FieldError(name, f"must be a file part (with a filename): {what}"))
+            self.errors.append(FieldError(name, f"must be a file part with a filename ({what})"))
             return None
         data = await value.read()
         if not data:

@@ -80,6 +80,8 @@ async def stt(request: Request, services: ServicesDep, principal: GenerateDep) -
     form.check()
     assert upload is not None
     code = None
+    if language is not None and language.strip().lower() in ("auto", "detect"):
+        language = None  # no model here detects the language: the default one reads it
     if language is not None:
         code = languages.normalize(language)
         if code is None:
