@@ -199,6 +199,7 @@ def test_tts_speakers(api: httpx.Client) -> None:
     }
     assert languages["en"]["model"] == PIPER and languages["en"]["speaker"] == "joe"
     assert languages["ja"]["model"] == ESPEAK
+    assert languages["en-GB"]["model"] == ESPEAK  # British: not piper's American voice
 
 
 def test_tts_english_heard_back_by_stt(api: httpx.Client) -> None:

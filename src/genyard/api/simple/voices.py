@@ -80,10 +80,15 @@ def choose(services: Services, text: str, language: str | None, speaker: str | N
             raise InvalidRequest(
                 f"speaker: unknown speaker {speaker!r}; GET /api/tts lists the speakers"
             )
-    for entry in candidates:
-        value = languages.pick(code, set(_enum(entry, "language")))
-        if value is None:
-            continue
+    # A model that takes the code itself before one that takes only its base language
+    # (en-GB is espeak-ng's British voice, not piper's American one).
+    matches = [(e, code) for e in candidates if code in _enum(e, "language")]
+    matches += [
+        (e, value)
+        for e in candidates
+        if (value := languages.pick(code, set(_enum(e, "language")))) is not None
+    ]
+    for entry, value in matches:
         if not _available(services, entry):
             availability = services.providers.availability(entry.provider, entry)
             raise model_unavailable(entry.id, availability.reason, availability.fix)
