@@ -89,11 +89,13 @@ def choose(services: Services, text: str, language: str | None, speaker: str | N
         if (value := languages.pick(code, set(_enum(e, "language")))) is not None
     ]
     for entry, value in matches:
-        if not _available(services, entry):
-            availability = services.providers.availability(entry.provider, entry)
-            raise model_unavailable(entry.id, availability.reason, availability.fix)
-        chosen = _speaker(entry, speaker) if speaker is not None else None
-        return Voice(entry, value, chosen)
+        if _available(services, entry):
+            chosen = _speaker(entry, speaker) if speaker is not None else None
+            return Voice(entry, value, chosen)
+    if matches:  # only models that cannot run here speak it
+        entry = matches[0][0]
+        availability = services.providers.availability(entry.provider, entry)
+        raise model_unavailable(entry.id, availability.reason, availability.fix)
     if speaker is not None:
         raise InvalidRequest(
             f"speaker: {speaker!r} does not speak {code!r}; GET /api/tts lists each "
