@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from genyard import __version__
-from genyard.api import anthropic, files, gemini, native, ops
+from genyard.api import anthropic, files, gemini, native, ops, simple
 from genyard.api import openai as openai_face
 from genyard.api.errors import ErrorFormats, install_error_handlers
 from genyard.api.middleware import RequestContextMiddleware
@@ -47,6 +47,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     error_formats.add(anthropic.PREFIX, anthropic.render_error)
     app.include_router(gemini.router)
     error_formats.add(gemini.PREFIX, gemini.render_error)
+    app.include_router(simple.router())
+    error_formats.add(simple.PREFIX, simple.render_error)
     app.add_middleware(
         RequestContextMiddleware,
         metrics=services.metrics,
@@ -55,6 +57,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         body_limits={
             UPLOAD_PATH: settings.max_upload_bytes,
             openai_face.TRANSCRIPTIONS_PATH: settings.max_upload_bytes,
+            **dict.fromkeys(simple.UPLOAD_PATHS, settings.max_upload_bytes),
         },
     )
     return app
