@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from genyard import __version__
-from genyard.api import files, native, ops
+from genyard.api import files, native, ops, tasks
 from genyard.api.errors import ErrorFormats, install_error_handlers
 from genyard.api.middleware import RequestContextMiddleware
 from genyard.api.native.upload import UPLOAD_PATH
@@ -38,6 +38,9 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     error_formats = ErrorFormats()
     install_error_handlers(app, error_formats)
     app.include_router(native.router())
+    app.include_router(tasks.router())
+    for prefix in tasks.PREFIXES:
+        error_formats.add(prefix, tasks.render_error)
     app.include_router(files.router)
     app.include_router(ops.router)
     app.add_middleware(
