@@ -299,6 +299,7 @@ def test_scale_from_model_params_and_the_upscale_factor_synonym(
 # -- callbacks: retries, failures, cancel ------------------------------------------------
 
 
+@needs_upscaler  # submits need the model available
 def test_a_failed_task_calls_back_with_retries_after_1_and_2_seconds(
     server: Server, web: Web, http: httpx.Client
 ) -> None:
@@ -356,6 +357,7 @@ def test_cancel_fails_the_task_with_canceled_releases_the_hold_and_calls_back(
 # -- errors ------------------------------------------------------------------------------
 
 
+@needs_upscaler  # submits need the model available
 def test_callback_url_rules(server: Server, web: Web, http: httpx.Client) -> None:
     video = web.url("/media/tiny.mp4")
     held = balance(http)["held"]
@@ -375,6 +377,7 @@ def test_callback_url_rules(server: Server, web: Web, http: httpx.Client) -> Non
     assert balance(http)["held"] == held  # nothing was queued
 
 
+@needs_upscaler  # submits need the model available
 def test_body_errors_name_the_field(server: Server, http: httpx.Client) -> None:
     def refused(body: dict[str, Any], param: str) -> str:
         response = http.post("/v1/videos/generations", json={"model": MODEL, **body})
