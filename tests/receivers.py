@@ -116,7 +116,8 @@ def tls_context(ca: trustme.CA, *names: str) -> ssl.SSLContext:
 class ThreadedReceiver:
     """A :class:`Receiver` on its own event loop in a daemon thread."""
 
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    def __init__(self, host: str = "127.0.0.1", tls: ssl.SSLContext | None = None) -> None:
+        self.tls = tls
         self.loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._stop: asyncio.Event | None = None
@@ -129,7 +130,7 @@ class ThreadedReceiver:
 
     async def _main(self, host: str) -> None:
         self._stop = asyncio.Event()
-        async with receiver_on(host) as receiver:
+        async with receiver_on(host, self.tls) as receiver:
             self.receiver = receiver
             self._ready.set()
             await self._stop.wait()

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from genyard import __version__
-from genyard.api import anthropic, files, gemini, native, ops, simple
+from genyard.api import anthropic, files, gemini, native, ops, simple, tasks
 from genyard.api import openai as openai_face
 from genyard.api.errors import ErrorFormats, install_error_handlers
 from genyard.api.middleware import RequestContextMiddleware
@@ -41,6 +41,9 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(native.router())
     app.include_router(openai_face.router())
     error_formats.add(openai_face.PREFIX, openai_face.render_error)
+    app.include_router(tasks.router())
+    for prefix in tasks.PREFIXES:
+        error_formats.add(prefix, tasks.render_error)
     app.include_router(files.router)
     app.include_router(ops.router)
     app.include_router(anthropic.router)

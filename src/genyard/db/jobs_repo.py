@@ -43,13 +43,14 @@ def row_to_job(row: sa.Row[Any]) -> Job:
         usage=orjson.loads(m["usage"]) if m["usage"] is not None else None,
         credits_held=m["credits_held"],
         credits_charged=m["credits_charged"],
+        task_id=m["task_id"],
     )
 
 
 _INSERT_COLUMNS = (
     "id", "account_id", "user_id", "api_key_id", "model", "input", "status", "progress",
     "is_public", "output_folder", "webhook_url", "webhook_events", "idempotency_key",
-    "request_hash", "attempts", "created_at", "queue_deadline", "credits_held",
+    "request_hash", "attempts", "created_at", "queue_deadline", "credits_held", "task_id",
 )  # fmt: skip
 # Built once (its cache key too): insert the row unless the account already has
 # ``cap`` pending jobs, in one statement.
@@ -100,6 +101,7 @@ async def insert_job(
             "created_at": job.created_at,
             "queue_deadline": queue_deadline,
             "credits_held": job.credits_held,
+            "task_id": job.task_id,
             "cap_account": job.account_id,
             "cap": max_pending,
         },
@@ -135,6 +137,18 @@ async def get_job_with_logs(conn: DbConnection, job_id: str, account_id: str) ->
     job = row_to_job(rows[0])
     job.logs = [r.line for r in rows if r.line is not None]
     return job
+
+
+async def find_task(conn: DbConnection, task_id: str, account_id: str) -> str | None:
+    """The id of the account's prediction the tasks face made as ``task_id``, if any."""
+    row = (
+        await conn.execute(
+            sa.select(predictions.c.id).where(
+                predictions.c.task_id == task_id, predictions.c.account_id == account_id
+            )
+        )
+    ).first()
+    return row.id if row else None
 
 
 async def find_idempotent(

@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from genyard.db.engine import DbConnection
-from genyard.db.tables import webhook_attempts, webhook_deliveries, webhook_secrets
+from genyard.db.tables import predictions, webhook_attempts, webhook_deliveries, webhook_secrets
 from genyard.domain.webhooks import DeliveryStatus, WebhookEvent
 from genyard.ids import new_id
 
@@ -32,6 +32,9 @@ class DueDelivery:
     url: str
     attempts: int
     body: str | None
+    #: A task callback (the job was made by the tasks face): the body is the task
+    #: object and the seed's timeout and retry schedule apply.
+    task: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +97,11 @@ _DUE = (
         webhook_deliveries.c.url,
         webhook_deliveries.c.attempts,
         webhook_deliveries.c.body,
+        # A subquery, not a join: FOR UPDATE then locks the outbox rows alone.
+        sa.select(predictions.c.task_id.is_not(None))
+        .where(predictions.c.id == webhook_deliveries.c.prediction_id)
+        .scalar_subquery()
+        .label("task"),
     )
     .where(
         webhook_deliveries.c.status == DeliveryStatus.PENDING.value,
@@ -118,7 +126,11 @@ async def claim_due(
         .where(webhook_deliveries.c.id.in_([r.id for r in rows]))
         .values(next_attempt_at=hold_until)
     )
-    return [DueDelivery(*row) for row in rows]
+    return [
+        DueDelivery(r.id, r.prediction_id, r.account_id, r.event, r.url, r.attempts, r.body,
+                    task=bool(r.task))
+        for r in rows
+    ]  # fmt: skip
 
 
 async def record_attempt(

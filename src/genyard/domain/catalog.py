@@ -3,7 +3,9 @@
 A file holds one ``[model]`` table (see ``src/genyard/catalog/*.toml`` and
 docs/catalog.md). The bundled directory is read first, then ``GENYARD_CATALOG_DIR``,
 whose entries replace bundled ones with the same id. ``defaults.toml`` names the
-default model per type and, optionally, per language. ``[model.pricing]`` is checked
+default model per type and, optionally, per language; ``aliases.toml`` maps other
+platforms' model names (``topaz-video-upscale``) to the catalog model that runs them,
+for the faces that speak those platforms' dialects. ``[model.pricing]`` is checked
 and parsed here, once (domain/pricing.py); an entry without one is free.
 """
 
@@ -53,6 +55,36 @@ _MODEL_KEYS = frozenset(
 
 class CatalogError(ValueError):
     """A catalog file is malformed; the message names the file and the field."""
+
+
+@dataclass(frozen=True, slots=True)
+class Alias:
+    """Another platform's name for a model of this catalog (``aliases.toml``).
+
+    ``description`` says plainly what runs under the name: an alias never passes a
+    local model off as the vendor's."""
+
+    name: str
+    model: str
+    description: str
+
+
+def _parse_aliases(path: Path, data: dict[str, Any]) -> dict[str, Alias]:
+    aliases: dict[str, Alias] = {}
+    for name, table in data.items():
+        where = f"{path}: [{name!r}]"
+        if not isinstance(table, dict):
+            raise CatalogError(f"{where} must be a table with model and description")
+        unknown = set(table) - {"model", "description"}
+        if unknown:
+            raise CatalogError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+        model, description = table.get("model"), table.get("description")
+        if not isinstance(model, str) or model.count("/") != 1:
+            raise CatalogError(f"{where}.model must be a model id 'owner/name'")
+        if not isinstance(description, str) or not description.strip():
+            raise CatalogError(f"{where}.description is required: say what runs under the name")
+        aliases[name] = Alias(name, model, description.strip())
+    return aliases
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,14 +200,21 @@ def _parse_entry(path: Path, data: dict[str, Any]) -> ModelEntry:
 class Catalog:
     """Models by id, and the default model per type and language."""
 
-    def __init__(self, entries: Iterable[ModelEntry], defaults: dict[str, dict[str, str]]):
+    def __init__(
+        self,
+        entries: Iterable[ModelEntry],
+        defaults: dict[str, dict[str, str]],
+        aliases: dict[str, Alias] | None = None,
+    ):
         self._entries = {entry.id: entry for entry in entries}
         self._defaults = defaults
+        self._aliases = dict(aliases or {})
 
     @classmethod
     def load(cls, dirs: Iterable[Path], *, include_diagnostic: bool = False) -> Catalog:
         entries: dict[str, ModelEntry] = {}
         defaults: dict[str, dict[str, str]] = {}
+        aliases: dict[str, Alias] = {}
         for directory in dirs:
             if not directory.is_dir():
                 raise CatalogError(f"catalog directory {directory} does not exist")
@@ -189,11 +228,14 @@ class Catalog:
                     for model_type, table in data.items():
                         defaults.setdefault(model_type, {}).update(table)
                     continue
+                if path.name == "aliases.toml":
+                    aliases.update(_parse_aliases(path, data))
+                    continue
                 entry = _parse_entry(path, data)
                 if entry.diagnostic and not include_diagnostic:
                     continue
                 entries[entry.id] = entry
-        return cls(entries.values(), defaults)
+        return cls(entries.values(), defaults, aliases)
 
     def get(self, model_id: str) -> ModelEntry | None:
         return self._entries.get(model_id)
@@ -213,3 +255,12 @@ class Catalog:
         table = self._defaults.get(model_type, {})
         model_id = (language and table.get(language)) or table.get("default")
         return self._entries.get(model_id) if model_id else None
+
+    def alias(self, name: str) -> Alias | None:
+        """The alias ``name``, when the model it names is in the catalog."""
+        alias = self._aliases.get(name)
+        return alias if alias is not None and alias.model in self._entries else None
+
+    def aliases(self) -> list[Alias]:
+        """Every alias whose model is in the catalog."""
+        return [a for a in self._aliases.values() if a.model in self._entries]

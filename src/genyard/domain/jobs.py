@@ -69,6 +69,8 @@ class Job:
     #: Micro-credits held at submit and charged at the end (None: not billed).
     credits_held: int | None = None
     credits_charged: int | None = None
+    #: The tasks face's id for a job it made (its callbacks are task callbacks).
+    task_id: str | None = None
     logs: list[str] = field(default_factory=list)
     queue_position: int | None = None
 

@@ -26,7 +26,11 @@ POLL_FACTOR = 10
 ANONYMOUS_TIER = "anonymous"
 # The routes whose GETs poll one prediction: they count in the polling bucket.
 POLLING_ROUTES = frozenset(
-    {"/v1/predictions/{prediction_id}", "/v1/predictions/{prediction_id}/stream"}
+    {
+        "/v1/predictions/{prediction_id}",
+        "/v1/predictions/{prediction_id}/stream",
+        "/v1/tasks/{task_id}",  # the tasks face's poll
+    }
 )
 
 

@@ -21,6 +21,10 @@ from genyard.domain.jobs import JobStatus
 SECRET_PREFIX = "whsec_"  # noqa: S105 (a prefix, not a secret)
 #: After a rotation, deliveries carry the old secret's signature too for this long.
 ROTATION_GRACE_SECONDS = 24 * 3600
+#: Task callbacks (the tasks face, evolink-video-upscale.txt) keep the seed's contract
+#: whatever the webhook settings say: 10 s an attempt, 3 retries after 1, 2 and 4 s.
+TASK_CALLBACK_TIMEOUT = 10.0
+TASK_CALLBACK_DELAYS = (1.0, 2.0, 4.0)
 
 
 class DeliveryStatus(StrEnum):

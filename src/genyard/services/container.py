@@ -13,6 +13,7 @@ import logging
 import os
 import secrets
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -20,6 +21,7 @@ from typing import IO
 import orjson
 
 from genyard.api import render
+from genyard.api.tasks import render as task_render
 from genyard.config import Settings
 from genyard.db.engine import Database
 from genyard.db.migrate import migrate
@@ -212,7 +214,12 @@ class Services:
             self.dispatcher.wake()
 
     def render_webhook_body(self, job: Job) -> bytes:
-        """A webhook's body: the prediction as ``GET /v1/predictions/{id}`` returns it."""
+        """A webhook's body: the prediction as ``GET /v1/predictions/{id}`` returns it;
+        for a job of the tasks face (a task callback, sent when it has ended), the task
+        as ``GET /v1/tasks/{id}`` returns it."""
+        if job.task_id is not None:
+            entry = self.catalog.get(job.model)
+            return orjson.dumps(task_render.task(job, entry, self.files.links, now=time.time()))
         return orjson.dumps(render.prediction(job, self.files.links))
 
     async def start(self) -> None:

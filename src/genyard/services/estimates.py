@@ -13,10 +13,12 @@ from typing import Any
 
 from genyard.db import jobs_repo
 from genyard.db.engine import Database
+from genyard.domain.catalog import ModelEntry
 from genyard.domain.estimates import (
     RECENT_RUNS,
     SCAN_RUNS,
     Estimate,
+    TimeEstimate,
     priced_fields,
     sample_fields,
     time_estimate,
@@ -46,11 +48,15 @@ class EstimateService:
             raise invalid(errors)
         applied = prepared.input
         quote = price(entry.pricing, applied)
+        return Estimate(entry.id, quote, await self.time(entry, applied), applied)
+
+    async def time(self, entry: ModelEntry, input: dict[str, Any]) -> TimeEstimate:
+        """How long a run of ``entry`` with ``input`` (checked, defaults filled in) takes,
+        from the model's recent succeeded runs."""
         # Runs with the call's priced parameters are looked for among more of the latest.
         scan = SCAN_RUNS if priced_fields(entry.pricing) else RECENT_RUNS
         async with self.db.read() as conn:
             runs = await jobs_repo.recent_runs(
                 conn, entry.id, sample_fields(entry.pricing), limit=scan
             )
-        time = time_estimate(entry.pricing, applied, runs, expected_seconds=entry.expected_seconds)
-        return Estimate(entry.id, quote, time, applied)
+        return time_estimate(entry.pricing, input, runs, expected_seconds=entry.expected_seconds)

@@ -96,9 +96,11 @@ class FileLinks:
 
     # -- showing a job -----------------------------------------------------------------
 
-    def present(self, job: Job) -> tuple[dict[str, Any], Any]:
-        """The job's ``input`` and ``output`` with its private file URLs freshly signed."""
-        expires_at = self._expiry()
+    def present(self, job: Job, *, expires_at: int | None = None) -> tuple[dict[str, Any], Any]:
+        """The job's ``input`` and ``output`` with its private file URLs freshly signed
+        (valid until ``expires_at``, default ``GENYARD_SIGNED_URL_SECONDS`` from now)."""
+        if expires_at is None:
+            expires_at = self._expiry()
 
         def sign(value: Any, owner: str | None = None) -> Any:
             if not isinstance(value, str) or not value.startswith(self._prefix):

@@ -58,6 +58,8 @@ class SubmitRequest:
     webhook_field: str = "webhook_url"
     #: Files sent as multipart parts ``file:<field>`` (POST /v1/predictions/upload).
     uploads: list[UploadedFile] = field(default_factory=list)
+    #: The tasks face's id for the job (stored with it, unique).
+    task_id: str | None = None
 
     def fingerprint(self) -> str:
         body: dict[str, Any] = {
@@ -258,6 +260,7 @@ class PredictionService:
             output_folder=req.output_folder or None,
             webhook_url=req.webhook_url,
             webhook_events=list(req.webhook_events or DEFAULT_WEBHOOK_EVENTS),
+            task_id=req.task_id,
         )
 
     async def _insert(
@@ -334,6 +337,14 @@ class PredictionService:
             if job.status is JobStatus.PENDING:
                 job.queue_position = await jobs_repo.queue_position(conn, job)
         return job
+
+    async def get_task(self, task_id: str, account_id: str) -> Job:
+        """The job the tasks face made as ``task_id``; 404 when the account has none."""
+        async with self.db.read() as conn:
+            job_id = await jobs_repo.find_task(conn, task_id, account_id)
+        if job_id is None:
+            raise NotFound(f"no task with id {task_id!r}", {"task_id": task_id})
+        return await self.get(job_id, account_id)
 
     async def list(
         self,

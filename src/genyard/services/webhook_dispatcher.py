@@ -12,6 +12,11 @@ outbox through row locks on PostgreSQL), and sends each in a task of its own:
 - a 2xx answer delivers; anything else (or a timeout, a network error, a redirect,
   which is not followed) is retried after the configured delays, then fails.
 
+A job made by the tasks face (``task_id`` set) gets *task callbacks* from the same
+outbox: the body is the task object as ``GET /v1/tasks/{id}`` returns it (``render``
+sees the job's ``task_id``), and the seed's timeout and retry schedule
+(``TASK_CALLBACK_TIMEOUT``, ``TASK_CALLBACK_DELAYS``) replace the webhook settings.
+
 Claiming pushes ``next_attempt_at`` past the attempt's time limit, so a delivery whose
 dispatcher died mid-attempt is tried again later (at least once, never lost).
 """
@@ -28,7 +33,13 @@ from genyard.config import Settings
 from genyard.db import jobs_repo, webhooks_repo
 from genyard.db.engine import Database
 from genyard.domain.jobs import Job
-from genyard.domain.webhooks import DeliveryStatus, parse_delays, signature_header
+from genyard.domain.webhooks import (
+    TASK_CALLBACK_DELAYS,
+    TASK_CALLBACK_TIMEOUT,
+    DeliveryStatus,
+    parse_delays,
+    signature_header,
+)
 from genyard.metrics import Metrics
 from genyard.net import FetchFailed, UrlGuard, UrlRefused
 from genyard.services.webhooks import WebhookSecrets
@@ -114,7 +125,7 @@ class WebhookDispatcher:
                     conn,
                     now,
                     free,
-                    now + self.timeout + CLAIM_MARGIN_SECONDS,
+                    now + max(self.timeout, TASK_CALLBACK_TIMEOUT) + CLAIM_MARGIN_SECONDS,
                     skip_locked=not self.db.is_sqlite,
                 )
         except BaseException:
@@ -141,6 +152,8 @@ class WebhookDispatcher:
         return None if job is None else self.render(job).decode()
 
     async def _deliver(self, due: webhooks_repo.DueDelivery) -> None:
+        delays = TASK_CALLBACK_DELAYS if due.task else self.delays
+        time_limit = TASK_CALLBACK_TIMEOUT if due.task else self.timeout
         body = await self._body(due)
         started = time.time()
         status_code: int | None = None
@@ -162,7 +175,7 @@ class WebhookDispatcher:
             }
             try:
                 response = await self.guard.post(
-                    due.url, content=content, headers=headers, time_limit=self.timeout
+                    due.url, content=content, headers=headers, time_limit=time_limit
                 )
                 status_code = response.status_code
                 error = None if 200 <= status_code < 300 else _answer_error(status_code)
@@ -174,10 +187,10 @@ class WebhookDispatcher:
         attempts = due.attempts + 1
         if error is None:
             status, next_at, outcome = DeliveryStatus.DELIVERED, None, "delivered"
-        elif final or attempts > len(self.delays):
+        elif final or attempts > len(delays):
             status, next_at, outcome = DeliveryStatus.FAILED, None, "failed"
         else:
-            delay = self.delays[attempts - 1]
+            delay = delays[attempts - 1]
             status, next_at, outcome = DeliveryStatus.PENDING, finished + delay, "retry"
         attempt = webhooks_repo.Attempt(
             started, round((finished - started) * 1000), status_code, error
