@@ -84,7 +84,7 @@ predictions = sa.Table(
     # (0003) Micro-credits held at submit and charged at the end (NULL: not billed).
     sa.Column("credits_held", sa.BigInteger, nullable=True),
     sa.Column("credits_charged", sa.BigInteger, nullable=True),
-    # (0006) The tasks face's id (``task-unified-<unix time>-<8 chars>``) of a job it made.
+    # (0007) The tasks face's id (``task-unified-<unix time>-<8 chars>``) of a job it made.
     sa.Column("task_id", sa.String(40), nullable=True),
     sa.CheckConstraint(
         "status IN ('pending', 'processing', 'succeeded', 'failed', 'canceled')",
