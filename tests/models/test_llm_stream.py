@@ -47,9 +47,10 @@ def sampling(max_tokens: int = 50, stop: tuple[str, ...] = ()) -> Sampling:
 
 def generate(llm: ScriptedLlm, ctx: RunContext | None = None, **kw: Any) -> tuple[Any, ...]:
     ctx = ctx or RunContext("j", 1)
-    text, finish, n_out = _generate(engine(llm), [1, 2, 3], sampling(**kw), ctx)
+    text, finish, n_out, matched = _generate(engine(llm), [1, 2, 3], sampling(**kw), ctx)
     pieces = ctx.drain_deltas()
     assert "".join(pieces) == text
+    assert (matched is not None) == (finish == "stop" and bool(kw.get("stop")))
     return text, finish, n_out, pieces
 
 
@@ -58,6 +59,11 @@ def test_a_stop_sequence_across_tokens_is_cut_and_never_streamed() -> None:
     text, finish, n_out, pieces = generate(llm, stop=("o wor",))
     assert (text, finish, n_out) == ("Hell", "stop", 4)
     assert pieces == ["Hel", "l"]  # "o", which could start "o wor", was held back
+    # the earliest of several sequences ends it, and is the one reported
+    ctx = RunContext("j", 1)
+    llm = ScriptedLlm([b"Hel", b"lo", b" wo", b"rld", b"!"])
+    ended = _generate(engine(llm), [1], sampling(stop=("rld", "lo w")), ctx)
+    assert ended == ("Hel", "stop", 3, "lo w")
     # a partial match that does not complete is released
     text, finish, _, _ = generate(ScriptedLlm([b"Hel", b"lo", b" wo", b"rld"]), stop=("o wx",))
     assert (text, finish) == ("Hello world", "length")
@@ -80,8 +86,8 @@ def test_end_of_generation_and_budget() -> None:
     text, finish, n_out, _ = generate(ScriptedLlm([b"a", b"b", b"c"]), max_tokens=2)
     assert (text, finish, n_out) == ("ab", "length", 2)
     llm = ScriptedLlm([b"a", b"b", b"c"])
-    text, finish, n_out = _generate(engine(llm, n_ctx=5), [1, 2, 3], sampling(), RunContext("j", 1))
-    assert (text, n_out) == ("ab", 2)  # the context (5 - 3 prompt tokens) ran out first
+    ended = _generate(engine(llm, n_ctx=5), [1, 2, 3], sampling(), RunContext("j", 1))
+    assert ended == ("ab", "length", 2, None)  # the context (5 - 3 prompt tokens) ran out first
     assert llm.seed == 5
 
 

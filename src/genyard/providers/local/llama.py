@@ -257,10 +257,12 @@ def _run(
             "context, input and output together"
         )
     sampling = _sampling(model, input, stops)
-    text, finish, n_out = _generate(engine, tokens, sampling, ctx)
+    text, finish, n_out, matched = _generate(engine, tokens, sampling, ctx)
+    output: dict[str, Any] = {"text": text, "finish_reason": finish}
+    if matched is not None and matched not in stops:  # one of the request's, not the template's
+        output["stop_sequence"] = matched
     return ProviderResult(
-        output={"text": text, "finish_reason": finish},
-        usage={"input_tokens": len(tokens), "output_tokens": n_out},
+        output=output, usage={"input_tokens": len(tokens), "output_tokens": n_out}
     )
 
 
@@ -299,12 +301,14 @@ def _held_back(text: str, stops: tuple[str, ...]) -> int:
 
 def _generate(
     engine: Engine, tokens: list[int], s: Sampling, ctx: RunContext
-) -> tuple[str, str, int]:
-    """Generate; returns (text, finish_reason, output token count)."""
+) -> tuple[str, str, int, str | None]:
+    """Generate; returns (text, finish_reason, output token count, the stop sequence
+    that ended it or None)."""
     llm = engine.llm
     budget = min(s.max_tokens, engine.n_ctx - len(tokens))
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     text, emitted, n_out, finish, cut = "", 0, 0, "length", False
+    matched: str | None = None
     llm.reset()  # no prefix reuse: a seed gives the same text on every instance
     llm.set_seed(s.seed)
     for token in llm.generate(
@@ -322,8 +326,9 @@ def _generate(
             break
         n_out += 1
         text += decoder.decode(llm.detokenize([token]))
-        hit = min((i for i in (text.find(x, emitted) for x in s.stop) if i >= 0), default=-1)
-        if hit >= 0:
+        hits = [(i, stop) for stop in s.stop if (i := text.find(stop, emitted)) >= 0]
+        if hits:
+            hit, matched = min(hits, key=lambda h: h[0])
             text, finish, cut = text[:hit], "stop", True
             break
         safe = len(text) - _held_back(text[emitted:], s.stop)
@@ -336,4 +341,4 @@ def _generate(
         text += decoder.decode(b"", final=True)
     if len(text) > emitted:
         ctx.emit(text[emitted:])
-    return text, finish, n_out
+    return text, finish, n_out, matched
