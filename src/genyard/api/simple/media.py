@@ -12,11 +12,10 @@ from genyard.api.deps import ServicesDep, json_body
 from genyard.api.responses import JSON
 from genyard.api.simple.calls import (
     GenerateDep,
-    check_then_unavailable,
     default_model,
+    default_or,
     file_answer,
     json_answer,
-    model,
     predict,
 )
 from genyard.api.simple.forms import Form
@@ -75,10 +74,7 @@ class T2iBody(BaseModel):
 async def t2i(request: Request, services: ServicesDep, principal: GenerateDep) -> Response:
     body = await json_body(request, T2iBody)
     input = body.model_dump(exclude_none=True)
-    default = services.catalog.default_for("image")
-    model_id = default.id if default is not None else "genyard/text-to-image"
-    check_then_unavailable(services, model_id, input, {})
-    entry = model(services, model_id)
+    entry = default_or(services, "image", "genyard/text-to-image", input)
     job = await predict(services, principal, entry, input, route="t2i")
     output = job.output if isinstance(job.output, dict) else {}
     if "image" in output:

@@ -13,11 +13,10 @@ from genyard.api.responses import JSON
 from genyard.api.simple import languages, voices
 from genyard.api.simple.calls import (
     GenerateDep,
-    check_then_unavailable,
     default_model,
+    default_or,
     file_answer,
     json_answer,
-    model,
     predict,
 )
 from genyard.api.simple.forms import Form
@@ -131,10 +130,7 @@ async def voice_clone(request: Request, services: ServicesDep, principal: Genera
         input["x_vector_only_mode"] = x_vector_only
     if ref_text is not None:
         input["ref_text"] = ref_text
-    default = services.catalog.default_for("voice-clone")
-    model_id = default.id if default is not None else "genyard/voice-clone"
-    check_then_unavailable(services, model_id, input, {})
-    entry = model(services, model_id)
+    entry = default_or(services, "voice-clone", "genyard/voice-clone", input)
     del input["ref_audio"]  # the upload fills it
     job = await predict(services, principal, entry, input, route="voice-clone", uploads=[upload])
     return await file_answer(services, job, "audio")
