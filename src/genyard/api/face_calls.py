@@ -15,7 +15,8 @@ the errors raised here in its own shape.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,6 +114,14 @@ def renamed(error: InvalidRequest, names: Mapping[str, str]) -> InvalidRequest:
     return InvalidRequest(message, {**error.details, "errors": fields})
 
 
+@contextmanager
+def _named(names: Mapping[str, str] | None) -> Iterator[None]:
+    try:
+        yield
+    except InvalidRequest as exc:
+        raise renamed(exc, names or {}) from None
+
+
 async def run(
     services: Services,
     principal: Principal,
@@ -126,18 +135,12 @@ async def run(
     """Run the prediction and wait for it (``limit_seconds``, by default
     ``llm_wait_seconds``; then 504); the job, which succeeded (a failure is raised as
     :func:`job_failure`). Validation errors name the fields as ``names`` maps them."""
-    try:
-        job = await services.predictions.run(
-            principal.account_id,
-            principal.user_id,
-            principal.key_id,
-            SubmitRequest(model=model, input=input, uploads=list(uploads)),
-            limit_seconds=services.settings.llm_wait_seconds
-            if limit_seconds is None
-            else limit_seconds,
-        )
-    except InvalidRequest as exc:
-        raise renamed(exc, names or {}) from None
+    req = SubmitRequest(model=model, input=input, uploads=list(uploads))
+    if limit_seconds is None:
+        limit_seconds = services.settings.llm_wait_seconds
+    caller = (principal.account_id, principal.user_id, principal.key_id)
+    with _named(names):
+        job = await services.predictions.run(*caller, req, limit_seconds=limit_seconds)
     if job.status is not JobStatus.SUCCEEDED:
         raise job_failure(job)
     return job
@@ -153,15 +156,10 @@ async def start(
 ) -> Job:
     """Submit the prediction (for a stream to follow); validation errors, a missing
     balance (402) or the pending cap (429) are raised before anything is streamed."""
-    try:
-        submitted = await services.predictions.submit(
-            principal.account_id,
-            principal.user_id,
-            principal.key_id,
-            SubmitRequest(model=model, input=input),
-        )
-    except InvalidRequest as exc:
-        raise renamed(exc, names or {}) from None
+    req = SubmitRequest(model=model, input=input)
+    caller = (principal.account_id, principal.user_id, principal.key_id)
+    with _named(names):
+        submitted = await services.predictions.submit(*caller, req)
     return submitted.job
 
 

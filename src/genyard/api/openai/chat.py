@@ -11,7 +11,6 @@ capabilities say they take them; elsewhere they are a 400 naming the field
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -22,7 +21,6 @@ from genyard.api.openai import text
 from genyard.api.openai.common import Generate, find_model
 from genyard.api.openai.errors import bad_param
 from genyard.domain.catalog import ModelEntry
-from genyard.domain.jobs import Job
 from genyard.errors import InvalidRequest
 
 router = APIRouter(tags=["openai"])
@@ -115,16 +113,6 @@ def chat_input(entry: ModelEntry, body: ChatRequest) -> dict[str, Any]:
     return input
 
 
-def _base(job: Job, streamed: bool) -> dict[str, Any]:
-    return {
-        "id": f"chatcmpl-{job.id}",
-        "object": "chat.completion.chunk" if streamed else "chat.completion",
-        "created": int(job.created_at or time.time()),
-        "model": job.model,
-        "system_fingerprint": None,
-    }
-
-
 def _delta(text: str | None, finish: str | None) -> dict[str, Any]:
     delta = {"content": text} if text is not None else {}
     return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
@@ -133,6 +121,10 @@ def _delta(text: str | None, finish: str | None) -> dict[str, Any]:
 def _whole(text: str | None, finish: str | None) -> dict[str, Any]:
     message = {"role": "assistant", "content": text or "", "refusal": None}
     return {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}
+
+
+#: id, object, created, model and system_fingerprint of an answer or chunk.
+BASE = text.base_maker("chatcmpl-", "chat.completion", "chat.completion.chunk")
 
 
 #: The first chunk of a stream, before any token.
@@ -152,5 +144,5 @@ async def create_chat_completion(
     entry = find_model(services, body.model)
     input = chat_input(entry, body)
     return await text.answer(
-        services, principal, entry, input, body, base=_base, delta=_delta, whole=_whole, first=FIRST
+        services, principal, entry, input, body, base=BASE, delta=_delta, whole=_whole, first=FIRST
     )

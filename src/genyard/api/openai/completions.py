@@ -20,7 +20,6 @@ from genyard.api.openai import text
 from genyard.api.openai.common import Generate, find_model
 from genyard.api.openai.errors import bad_param
 from genyard.domain.catalog import ModelEntry
-from genyard.domain.jobs import Job
 from genyard.errors import InvalidRequest
 
 router = APIRouter(tags=["openai"])
@@ -60,14 +59,8 @@ def completion_input(entry: ModelEntry, body: CompletionRequest) -> dict[str, An
     return {"prompt": _prompt(body.prompt), **body.sampling()}
 
 
-def _base(job: Job, streamed: bool) -> dict[str, Any]:
-    return {
-        "id": f"cmpl-{job.id}",
-        "object": "text_completion",
-        "created": int(job.created_at),
-        "model": job.model,
-        "system_fingerprint": None,
-    }
+#: id, object, created, model and system_fingerprint of an answer or chunk.
+BASE = text.base_maker("cmpl-", "text_completion", "text_completion")
 
 
 def _choice(text: str | None, finish: str | None) -> dict[str, Any]:
@@ -82,5 +75,5 @@ async def create_completion(
     entry = find_model(services, body.model)
     input = completion_input(entry, body)
     return await text.answer(
-        services, principal, entry, input, body, base=_base, delta=_choice, whole=_choice
+        services, principal, entry, input, body, base=BASE, delta=_choice, whole=_choice
     )

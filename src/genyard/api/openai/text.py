@@ -4,6 +4,7 @@ then followed: :func:`genyard.api.openai.streaming.chunks`)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -51,6 +52,22 @@ class TextRequest(BaseModel):
             "seed": self.seed,
         }
         return {name: value for name, value in given.items() if value is not None}
+
+
+def base_maker(prefix: str, whole: str, chunk: str) -> BaseMaker:
+    """The answer's ``id`` (``prefix`` and the prediction id), ``object`` (``whole``, or
+    ``chunk`` for a streamed piece), ``created``, ``model`` and ``system_fingerprint``."""
+
+    def base(job: Job, streamed: bool) -> dict[str, Any]:
+        return {
+            "id": f"{prefix}{job.id}",
+            "object": chunk if streamed else whole,
+            "created": int(job.created_at or time.time()),
+            "model": job.model,
+            "system_fingerprint": None,
+        }
+
+    return base
 
 
 async def answer(
