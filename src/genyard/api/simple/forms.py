@@ -3,6 +3,9 @@ parts read by name, every bad part named in one 400."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import Request
 from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import FormParser
@@ -37,6 +40,18 @@ class Form:
 
     async def close(self) -> None:
         await self._form.close()
+
+    @classmethod
+    @asynccontextmanager
+    async def parts(cls, request: Request, services: Services) -> AsyncIterator[Form]:
+        """The body (:meth:`read`) for the block that reads its parts; then closed, and
+        every error the block recorded raised in one 400 (:meth:`check`)."""
+        form = await cls.read(request, services)
+        try:
+            yield form
+        finally:
+            await form.close()
+        form.check()
 
     async def file(self, name: str, model_field: str, what: str) -> UploadedFile | None:
         """The file part ``name`` (required), for the model's file field ``model_field``."""
