@@ -13,6 +13,10 @@ Two families, kept apart on purpose:
     ├── UnsupportedMediaType 415 unsupported_media_type
     ├── RateLimited        429   rate_limit_exceeded
     ├── InternalError      500   internal_error    (never carries a stack trace)
+    ├── BadGateway         502   bad_gateway       (a face's job failed provider_error, or
+    │                                               its output file cannot be read)
+    ├── ServiceUnavailable 503   unavailable       (a face's job failed provider_unavailable:
+    │                                               the model's engine cannot run here)
     └── GatewayTimeout     504   timeout           (a face's sync wait ran out; its job
                                                     was canceled and its hold released)
 
@@ -98,6 +102,22 @@ class RateLimited(GenyardError):
 class InternalError(GenyardError):
     code = "internal_error"
     status = 500
+
+
+class BadGateway(GenyardError):
+    """The model's engine failed (a face's job failed ``provider_error``), or its
+    output cannot be read back."""
+
+    code = "bad_gateway"
+    status = 502
+
+
+class ServiceUnavailable(GenyardError):
+    """The model's engine cannot run here (a face's job failed ``provider_unavailable``,
+    or the simple face's model has no provider)."""
+
+    code = "unavailable"
+    status = 503
 
 
 class GatewayTimeout(GenyardError):

@@ -28,8 +28,8 @@ import pytest
 from e2e_support import Server
 from PIL import Image, ImageDraw, ImageFont
 
+from genyard.api.face_calls import job_failure
 from genyard.api.simple import languages
-from genyard.api.simple.errors import job_failure
 from genyard.app import create_app
 from genyard.config import Settings
 from genyard.domain.jobs import Job, JobStatus
@@ -458,7 +458,7 @@ def test_languages_and_failures_map() -> None:
         "timeout": 504,
         "queue_timeout": 504,
         "worker_lost": 500,
-        "canceled": 500,
+        "canceled": 409,
         "provider_error": 502,
         "provider_unavailable": 503,
         "internal": 500,

@@ -8,13 +8,8 @@ from typing import Any
 import orjson
 import pytest
 
-from genyard.api.openai.errors import (
-    bad_param,
-    job_failed,
-    model_not_found,
-    openai_names,
-    render_error,
-)
+from genyard.api.face_calls import job_failure, renamed
+from genyard.api.openai.errors import bad_param, model_not_found, render_error
 from genyard.domain.jobs import Job, JobStatus
 from genyard.errors import (
     Conflict,
@@ -88,9 +83,8 @@ def test_param_names_the_field_in_openais_names() -> None:
     assert body["param"] == "tools"
     _, body, _ = rendered(model_not_found("a/b"))
     assert (body["param"], body["code"]) == ("model", "model_not_found")
-    with pytest.raises(InvalidRequest) as caught, openai_names({"text": "input"}):
-        raise InvalidRequest("x", {"errors": [{"field": "input.text[1]", "message": "too long"}]})
-    _, body, _ = rendered(caught.value)
+    error = InvalidRequest("x", {"errors": [{"field": "input.text[1]", "message": "too long"}]})
+    _, body, _ = rendered(renamed(error, {"text": "input"}))
     assert body["param"] == "input[1]"
     assert body["message"] == "input[1]: too long"
 
@@ -99,15 +93,19 @@ def test_param_names_the_field_in_openais_names() -> None:
     ("job_code", "status"),
     [
         ("invalid_input", 400),
+        ("canceled", 409),
         ("provider_unavailable", 503),
         ("timeout", 504),
-        ("provider_error", 500),
+        ("queue_timeout", 504),
+        ("provider_error", 502),
+        ("worker_lost", 500),
     ],
 )
 def test_a_failed_job_is_never_retried(job_code: str, status: int) -> None:
-    job = Job("pred_9", "acct", "user", "m/x", {}, JobStatus.FAILED, 0.0)
+    ended = JobStatus.CANCELED if job_code == "canceled" else JobStatus.FAILED
+    job = Job("pred_9", "acct", "user", "m/x", {}, ended, 0.0)
     job.error_code, job.error_message = job_code, "it broke"
-    got_status, body, headers = rendered(job_failed(job))
+    got_status, body, headers = rendered(job_failure(job))
     assert (got_status, body["code"]) == (status, job_code)
-    assert body["message"] == f"prediction pred_9 failed ({job_code}): it broke"
+    assert body["message"] == f"prediction pred_9 {ended.value} ({job_code}): it broke"
     assert headers["x-should-retry"] == "false"

@@ -2,7 +2,7 @@
 "request_id"}``, with the statuses the ``anthropic`` SDK maps to its exception classes
 (400 BadRequestError, 401 AuthenticationError, 402 PaymentRequiredError, 403
 PermissionDeniedError, 404 NotFoundError, 409 ConflictError, 413 ContentTooLargeError, 429
-RateLimitError, 500 InternalServerError, 503 ServiceUnavailableError, 504
+RateLimitError, 500 and 502 InternalServerError, 503 ServiceUnavailableError, 504
 GatewayTimeoutError)."""
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ ERROR_TYPES: dict[int, str] = {
     415: "invalid_request_error",
     429: "rate_limit_error",
     500: "api_error",
+    502: "api_error",
     503: "overloaded_error",
     504: "timeout_error",
 }

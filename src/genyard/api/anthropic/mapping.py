@@ -19,19 +19,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from genyard.api import chat_jobs
+from genyard.api import face_calls
 from genyard.domain.catalog import ModelEntry
 from genyard.domain.jobs import Job
 from genyard.errors import InvalidRequest
 
 #: Prediction input fields (as validation names them) -> the request's fields.
 FIELD_NAMES = {
-    "input.max_tokens": "max_tokens",
-    "input.stop": "stop_sequences",
-    "input.temperature": "temperature",
-    "input.top_p": "top_p",
-    "input.top_k": "top_k",
-    "input.messages": "messages",
+    "stop": "stop_sequences",
     "input": "body",
 }
 
@@ -102,6 +97,10 @@ def _text(content: str | list[dict[str, Any]], where: str) -> str:
     return "".join(parts)
 
 
+def _not_taken(entry: ModelEntry, name: str) -> InvalidRequest:
+    return InvalidRequest(f"{name}: {entry.id} does not take {name}; leave it out", {"field": name})
+
+
 def to_input(req: MessagesRequest, entry: ModelEntry) -> dict[str, Any]:
     """The chat prediction's input for the request."""
     if req.tools:
@@ -120,27 +119,19 @@ def to_input(req: MessagesRequest, entry: ModelEntry) -> dict[str, Any]:
         raise InvalidRequest(
             f"thinking: {entry.id} does not support extended thinking", {"field": "thinking"}
         )
-    messages: list[dict[str, str]] = []
-    if req.system is not None:
-        system = _text(req.system, "system")
-        if system:
-            messages.append({"role": "system", "content": system})
-    for i, message in enumerate(req.messages):
-        messages.append(
-            {"role": message.role, "content": _text(message.content, f"messages.{i}.content")}
-        )
-    input: dict[str, Any] = {"messages": messages, "max_tokens": req.max_tokens}
+    system = _text(req.system, "system") if req.system is not None else None
+    turns = [
+        (message.role, _text(message.content, f"messages.{i}.content"))
+        for i, message in enumerate(req.messages)
+    ]
+    input: dict[str, Any] = {
+        "messages": face_calls.chat_messages(system, turns),
+        "max_tokens": req.max_tokens,
+    }
     if req.stop_sequences:
         input["stop"] = req.stop_sequences
-    for name in ("temperature", "top_p", "top_k"):
-        value = getattr(req, name)
-        if value is None:
-            continue
-        if not chat_jobs.sampling_supported(entry, name):
-            raise InvalidRequest(
-                f"{name}: {entry.id} does not take {name}; leave it out", {"field": name}
-            )
-        input[name] = value
+    given = {name: getattr(req, name) for name in ("temperature", "top_p", "top_k")}
+    input.update(face_calls.sampled(entry, given, lambda name: _not_taken(entry, name)))
     return input
 
 
@@ -153,7 +144,7 @@ def stop_reason(job: Job, stop_sequences: list[str] | None) -> tuple[str, str | 
     """(``stop_reason``, ``stop_sequence``): ``max_tokens`` when the limit cut the
     text; ``stop_sequence`` when the engine reports that one of the request's
     sequences matched (output ``stop_sequence``); else ``end_turn``."""
-    _, finish = chat_jobs.output_text(job)
+    _, finish = face_calls.output_text(job)
     if finish == "length":
         return "max_tokens", None
     output = job.output if isinstance(job.output, dict) else {}
@@ -164,13 +155,13 @@ def stop_reason(job: Job, stop_sequences: list[str] | None) -> tuple[str, str | 
 
 
 def usage(job: Job) -> dict[str, int]:
-    input_tokens, output_tokens = chat_jobs.tokens(job)
+    input_tokens, output_tokens = face_calls.tokens(job)
     return {"input_tokens": input_tokens, "output_tokens": output_tokens}
 
 
 def message(job: Job, stop_sequences: list[str] | None) -> dict[str, Any]:
     """The Message object for a succeeded job."""
-    text, _ = chat_jobs.output_text(job)
+    text, _ = face_calls.output_text(job)
     reason, sequence = stop_reason(job, stop_sequences)
     return {
         "id": message_id(job),

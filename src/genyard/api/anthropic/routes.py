@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from starlette.responses import Response
 
-from genyard.api import chat_jobs
+from genyard.api import face_calls
 from genyard.api.anthropic import mapping, stream
 from genyard.api.deps import ServicesDep, json_body, require
 from genyard.api.native.stream import SSE_HEADERS
@@ -33,16 +33,18 @@ async def create_message(
     principal: Annotated[Principal, require(Scope.GENERATE)],
 ) -> Response:
     req = await json_body(request, mapping.MessagesRequest)
-    entry = chat_jobs.model_for(services, req.model, "chat")
+    entry = face_calls.model_for(services, req.model, "chat")
     input = mapping.to_input(req, entry)
     if req.stream:
-        job = await chat_jobs.start(services, principal, entry.id, input, mapping.FIELD_NAMES)
+        job = await face_calls.start(
+            services, principal, entry.id, input, names=mapping.FIELD_NAMES
+        )
         return StreamingResponse(
             stream.events(services, job, req.stop_sequences),
             media_type="text/event-stream",
             headers=SSE_HEADERS,
         )
-    job = await chat_jobs.run(services, principal, entry.id, input, mapping.FIELD_NAMES)
+    job = await face_calls.run(services, principal, entry.id, input, names=mapping.FIELD_NAMES)
     return JSON(mapping.message(job, req.stop_sequences))
 
 
@@ -63,7 +65,7 @@ def _chat_models(services: Services) -> list[ModelEntry]:
     return [
         e
         for e in services.catalog.all("text")
-        if chat_jobs.is_chat(e) and services.providers.availability(e.provider, e).available
+        if face_calls.is_chat(e) and services.providers.availability(e.provider, e).available
     ]
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from genyard.api import chat_jobs
+from genyard.api import face_calls
 from genyard.api.anthropic import mapping
 from genyard.api.anthropic.errors import error_object
 from genyard.domain.jobs import Job, JobStatus
@@ -96,4 +96,4 @@ async def events(
                     for chunk in _end(ended, stop_sequences):
                         yield chunk
                 else:
-                    yield event("error", error_object(chat_jobs.job_failure(ended)))
+                    yield event("error", error_object(face_calls.job_failure(ended)))

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import Field
 
-from genyard.api import chat_jobs
+from genyard.api import face_calls
 from genyard.api.gemini.mapping import Camel, Content, text_of
 from genyard.domain.accounts import Principal
 from genyard.domain.catalog import ModelEntry
@@ -32,7 +32,7 @@ TASKS = {
     "FACT_VERIFICATION": "query",
     "CODE_RETRIEVAL_QUERY": "query",
 }
-FIELD_NAMES = {"input.text": "content", "input.task": "taskType", "input": "body"}
+FIELD_NAMES = {"text": "content", "task": "taskType", "input": "body"}
 
 
 class EmbedRequest(Camel):
@@ -93,7 +93,7 @@ async def embed(
         input: dict[str, Any] = {"text": [texts[i] for i in indexes]}
         if task is not None:
             input["task"] = task
-        job = await chat_jobs.run(services, principal, entry.id, input, FIELD_NAMES)
+        job = await face_calls.run(services, principal, entry.id, input, names=FIELD_NAMES)
         output = job.output if isinstance(job.output, dict) else {}
         for i, vector in zip(indexes, output.get("embeddings", []), strict=True):
             vectors[i] = [float(x) for x in vector]

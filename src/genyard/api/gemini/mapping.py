@@ -19,20 +19,20 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from genyard.api import chat_jobs
+from genyard.api import face_calls
 from genyard.domain.catalog import ModelEntry
 from genyard.domain.jobs import Job
 from genyard.errors import InvalidRequest
 
 #: Prediction input fields (as validation names them) -> the request's fields.
 FIELD_NAMES = {
-    "input.max_tokens": "generationConfig.maxOutputTokens",
-    "input.stop": "generationConfig.stopSequences",
-    "input.temperature": "generationConfig.temperature",
-    "input.top_p": "generationConfig.topP",
-    "input.top_k": "generationConfig.topK",
-    "input.seed": "generationConfig.seed",
-    "input.messages": "contents",
+    "max_tokens": "generationConfig.maxOutputTokens",
+    "stop": "generationConfig.stopSequences",
+    "temperature": "generationConfig.temperature",
+    "top_p": "generationConfig.topP",
+    "top_k": "generationConfig.topK",
+    "seed": "generationConfig.seed",
+    "messages": "contents",
     "input": "body",
 }
 
@@ -98,6 +98,10 @@ def text_of(content: Content | str, where: str) -> str:
     return "".join(pieces)
 
 
+def _not_taken(entry: ModelEntry, name: str) -> InvalidRequest:
+    return InvalidRequest(f"{FIELD_NAMES[name]}: {entry.id} does not take it; leave it out", {})
+
+
 def _refuse(value: Any, field: str, what: str) -> None:
     if value:
         raise InvalidRequest(f"{field}: {what}", {"field": field})
@@ -108,11 +112,10 @@ def to_input(req: GenerateRequest, entry: ModelEntry) -> dict[str, Any]:
     _refuse(req.tools, "tools", f"{entry.id} does not support function calling or tools")
     _refuse(req.tool_config, "toolConfig", "only valid with tools")
     _refuse(req.cached_content, "cachedContent", "cached contents are not supported here")
-    messages: list[dict[str, str]] = []
+    system = None
     if req.system_instruction is not None:
         system = text_of(req.system_instruction, "systemInstruction")
-        if system:
-            messages.append({"role": "system", "content": system})
+    turns = []
     for i, content in enumerate(req.contents):
         role = ROLES.get(content.role or "user")
         if role is None:
@@ -120,8 +123,8 @@ def to_input(req: GenerateRequest, entry: ModelEntry) -> dict[str, Any]:
                 f"contents[{i}].role: must be 'user' or 'model', not {content.role!r}",
                 {"field": f"contents[{i}].role"},
             )
-        messages.append({"role": role, "content": text_of(content, f"contents[{i}]")})
-    input: dict[str, Any] = {"messages": messages}
+        turns.append((role, text_of(content, f"contents[{i}]")))
+    input: dict[str, Any] = {"messages": face_calls.chat_messages(system, turns)}
     config = req.generation_config or GenerationConfig()
     _check_config(config, entry)
     given = {
@@ -132,13 +135,7 @@ def to_input(req: GenerateRequest, entry: ModelEntry) -> dict[str, Any]:
         "top_k": config.top_k,
         "seed": config.seed,
     }
-    for name, value in given.items():
-        if value is None:
-            continue
-        if not chat_jobs.sampling_supported(entry, name):
-            field = FIELD_NAMES[f"input.{name}"]
-            raise InvalidRequest(f"{field}: {entry.id} does not take it; leave it out", {})
-        input[name] = value
+    input.update(face_calls.sampled(entry, given, lambda name: _not_taken(entry, name)))
     return input
 
 
@@ -165,12 +162,12 @@ def _check_config(config: GenerationConfig, entry: ModelEntry) -> None:
 
 
 def finish_reason(job: Job) -> str:
-    _, finish = chat_jobs.output_text(job)
+    _, finish = face_calls.output_text(job)
     return "MAX_TOKENS" if finish == "length" else "STOP"
 
 
 def usage_metadata(job: Job) -> dict[str, int]:
-    prompt, candidates = chat_jobs.tokens(job)
+    prompt, candidates = face_calls.tokens(job)
     return {
         "promptTokenCount": prompt,
         "candidatesTokenCount": candidates,
@@ -194,5 +191,5 @@ def chunk(job: Job, text: str, *, final: bool) -> dict[str, Any]:
 
 
 def response(job: Job) -> dict[str, Any]:
-    text, _ = chat_jobs.output_text(job)
+    text, _ = face_calls.output_text(job)
     return chunk(job, text, final=True)

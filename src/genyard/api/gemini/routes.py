@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from starlette.responses import Response
 
-from genyard.api import chat_jobs
+from genyard.api import face_calls
 from genyard.api.deps import ServicesDep, json_body, require
 from genyard.api.gemini import embed, mapping, stream
 from genyard.api.native.stream import SSE_HEADERS
@@ -37,9 +37,9 @@ async def generate_content(
     model: str, request: Request, services: ServicesDep, principal: Generate
 ) -> JSON:
     req = await json_body(request, mapping.GenerateRequest)
-    entry = chat_jobs.model_for(services, _model_id(model), "chat")
+    entry = face_calls.model_for(services, _model_id(model), "chat")
     input = mapping.to_input(req, entry)
-    job = await chat_jobs.run(services, principal, entry.id, input, mapping.FIELD_NAMES)
+    job = await face_calls.run(services, principal, entry.id, input, names=mapping.FIELD_NAMES)
     return JSON(mapping.response(job))
 
 
@@ -54,9 +54,9 @@ async def stream_generate_content(
     if alt not in (None, "sse", "json"):
         raise InvalidRequest(f"alt: expected 'sse' or 'json', not {alt!r}", {"field": "alt"})
     req = await json_body(request, mapping.GenerateRequest)
-    entry = chat_jobs.model_for(services, _model_id(model), "chat")
+    entry = face_calls.model_for(services, _model_id(model), "chat")
     input = mapping.to_input(req, entry)
-    job = await chat_jobs.start(services, principal, entry.id, input, mapping.FIELD_NAMES)
+    job = await face_calls.start(services, principal, entry.id, input, names=mapping.FIELD_NAMES)
     if alt == "sse":
         body, media = stream.sse(services, job), "text/event-stream"
     else:
@@ -69,7 +69,7 @@ async def embed_content(
     model: str, request: Request, services: ServicesDep, principal: Generate
 ) -> JSON:
     req = await json_body(request, embed.EmbedRequest)
-    entry = chat_jobs.model_for(services, _model_id(model), "embedding")
+    entry = face_calls.model_for(services, _model_id(model), "embedding")
     [vector] = await embed.embed(services, principal, entry, [req])
     return JSON({"embedding": {"values": vector}})
 
@@ -79,7 +79,7 @@ async def batch_embed_contents(
     model: str, request: Request, services: ServicesDep, principal: Generate
 ) -> JSON:
     req = await json_body(request, embed.BatchRequest)
-    entry = chat_jobs.model_for(services, _model_id(model), "embedding")
+    entry = face_calls.model_for(services, _model_id(model), "embedding")
     vectors = await embed.embed(services, principal, entry, req.requests)
     return JSON({"embeddings": [{"values": v} for v in vectors]})
 
@@ -96,7 +96,7 @@ async def unknown_method(rest: str, _: Generate) -> Response:
 
 
 def _methods(entry: ModelEntry) -> list[str] | None:
-    if chat_jobs.is_chat(entry):
+    if face_calls.is_chat(entry):
         return CHAT_METHODS
     if entry.type == "embedding":
         return EMBED_METHODS

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from genyard.api import chat_jobs
+from genyard.api import face_calls
 from genyard.api.gemini import mapping
 from genyard.api.gemini.errors import error_object
 from genyard.domain.jobs import Job, JobStatus
@@ -36,7 +36,7 @@ async def _chunks(services: Services, job: Job) -> AsyncIterator[dict[str, Any] 
                 if ended.status is JobStatus.SUCCEEDED:
                     yield mapping.chunk(ended, "", final=True)
                 else:
-                    yield error_object(chat_jobs.job_failure(ended))
+                    yield error_object(face_calls.job_failure(ended))
 
 
 async def sse(services: Services, job: Job) -> AsyncIterator[bytes]:

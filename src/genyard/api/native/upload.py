@@ -60,7 +60,7 @@ UPLOAD_BODY = {
 }
 
 
-async def _limited(request: Request, limit: int) -> AsyncGenerator[bytes, None]:
+async def limited(request: Request, limit: int) -> AsyncGenerator[bytes, None]:
     """The body, cut off past ``limit`` bytes (a body sent without Content-Length)."""
     received = 0
     async for chunk in request.stream():
@@ -79,7 +79,7 @@ async def read_form(request: Request, max_body: int, max_text_part: int) -> Form
         )
     parser = MultiPartParser(
         request.headers,
-        _limited(request, max_body),
+        limited(request, max_body),
         max_files=MAX_PARTS,
         max_fields=MAX_PARTS,
         max_part_size=max_text_part,

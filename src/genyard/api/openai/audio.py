@@ -25,16 +25,11 @@ from pydantic import BaseModel
 from starlette.datastructures import UploadFile
 from starlette.responses import Response
 
+from genyard.api import face_calls
 from genyard.api.deps import ServicesDep, json_body
 from genyard.api.native.upload import read_form
-from genyard.api.openai.common import (
-    Generate,
-    find_model,
-    read_output_file,
-    run_prediction,
-    wrong_type,
-)
-from genyard.api.openai.errors import bad_param, openai_names
+from genyard.api.openai.common import Generate, find_model
+from genyard.api.openai.errors import bad_param
 from genyard.api.openai.subtitles import LANGUAGE_NAMES, srt, vtt
 from genyard.api.responses import JSON
 from genyard.domain.catalog import ModelEntry
@@ -59,10 +54,7 @@ def _model(services: Services, model: str, kind: str, language: str | None) -> M
         default = services.catalog.default_for(kind, language)
         if default is not None:
             model = default.id
-    entry = find_model(services, model)
-    if entry.type != kind:
-        raise wrong_type(entry, f"this route ({kind})", kind)
-    return entry
+    return find_model(services, model, kind)
 
 
 class SpeechRequest(BaseModel):
@@ -103,11 +95,12 @@ async def create_speech(request: Request, services: ServicesDep, principal: Gene
     body = await json_body(request, SpeechRequest)
     entry = _model(services, body.model, "speech", body.language)
     names = {"text": "input", "speaker": "voice", "format": "response_format"}
-    with openai_names(names):
-        job = await run_prediction(services, principal, entry.id, speech_input(entry, body))
-    url = job.output.get("audio") if isinstance(job.output, dict) else None
-    content, content_type = await read_output_file(services, str(url))
-    return Response(content, media_type=content_type, headers={"x-genyard-prediction-id": job.id})
+    input = speech_input(entry, body)
+    job = await face_calls.run(services, principal, entry.id, input, names=names)
+    audio = await face_calls.output_file(services, job, "audio")
+    return Response(
+        audio.data, media_type=audio.content_type, headers={"x-genyard-prediction-id": job.id}
+    )
 
 
 async def _text_part(form: Any, name: str) -> str | None:
@@ -195,10 +188,10 @@ async def create_transcription(
     if fmt not in TRANSCRIPT_FORMATS:
         raise bad_param("response_format", f"must be one of {', '.join(TRANSCRIPT_FORMATS)}")
     entry = _model(services, parts["model"], "stt", parts["language"])
-    with openai_names({"audio": "file"}):
-        job = await run_prediction(
-            services, principal, entry.id, transcription_input(entry, parts), [upload]
-        )
+    input = transcription_input(entry, parts)
+    job = await face_calls.run(
+        services, principal, entry.id, input, names={"audio": "file"}, uploads=[upload]
+    )
     response = transcript(job.output, fmt, parts["granularities"])
     response.headers["x-genyard-prediction-id"] = job.id
     return response

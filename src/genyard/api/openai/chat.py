@@ -11,24 +11,15 @@ capabilities say they take them; elsewhere they are a 400 naming the field
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel
 from starlette.responses import Response
 
 from genyard.api.deps import ServicesDep, json_body
-from genyard.api.openai.common import (
-    Generate,
-    find_model,
-    run_prediction,
-    submit_prediction,
-    token_usage,
-)
-from genyard.api.openai.errors import bad_param, openai_names
-from genyard.api.openai.streaming import chunks, event_stream, finish_reason
-from genyard.api.responses import JSON
+from genyard.api.openai import text
+from genyard.api.openai.common import Generate, find_model
+from genyard.api.openai.errors import bad_param
 from genyard.domain.catalog import ModelEntry
 from genyard.errors import InvalidRequest
 
@@ -37,22 +28,9 @@ router = APIRouter(tags=["openai"])
 ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 
 
-class StreamOptions(BaseModel):
-    include_usage: bool | None = None
-
-
-class ChatRequest(BaseModel):
-    model: str
+class ChatRequest(text.TextRequest):
     messages: list[dict[str, Any]]
-    temperature: float | None = None
-    top_p: float | None = None
-    max_tokens: int | None = None
     max_completion_tokens: int | None = None
-    stop: str | list[str] | None = None
-    seed: int | None = None
-    n: int | None = None
-    stream: bool | None = None
-    stream_options: StreamOptions | None = None
     tools: list[dict[str, Any]] | None = None
     tool_choice: Any = None
     response_format: dict[str, Any] | None = None
@@ -128,35 +106,34 @@ def chat_input(entry: ModelEntry, body: ChatRequest) -> dict[str, Any]:
     if "chat" not in entry.capabilities.get("modes", ()):
         hint = " (use POST /llm/openai/v1/completions)" if entry.type == "text" else ""
         raise InvalidRequest(f"model: {entry.id} is not a chat model{hint}", {"field": "model"})
-    input: dict[str, Any] = {"messages": _messages(body.messages)}
-    max_tokens = (
-        body.max_tokens if body.max_completion_tokens is None else body.max_completion_tokens
-    )
-    given = {
-        "temperature": body.temperature,
-        "top_p": body.top_p,
-        "max_tokens": max_tokens,
-        "stop": body.stop,
-        "seed": body.seed,
-    }
-    input.update({name: value for name, value in given.items() if value is not None})
+    input: dict[str, Any] = {"messages": _messages(body.messages), **body.sampling()}
+    if body.max_completion_tokens is not None:
+        input["max_tokens"] = body.max_completion_tokens
     input.update(_check_features(entry, body))
     return input
-
-
-def _base(job_id: str, model: str, created: int, obj: str) -> dict[str, Any]:
-    return {
-        "id": f"chatcmpl-{job_id}",
-        "object": obj,
-        "created": created,
-        "model": model,
-        "system_fingerprint": None,
-    }
 
 
 def _delta(text: str | None, finish: str | None) -> dict[str, Any]:
     delta = {"content": text} if text is not None else {}
     return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+
+
+def _whole(text: str | None, finish: str | None) -> dict[str, Any]:
+    message = {"role": "assistant", "content": text or "", "refusal": None}
+    return {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}
+
+
+#: id, object, created, model and system_fingerprint of an answer or chunk.
+BASE = text.base_maker("chatcmpl-", "chat.completion", "chat.completion.chunk")
+
+
+#: The first chunk of a stream, before any token.
+FIRST = {
+    "index": 0,
+    "delta": {"role": "assistant", "content": ""},
+    "logprobs": None,
+    "finish_reason": None,
+}
 
 
 @router.post("/llm/openai/v1/chat/completions")
@@ -166,35 +143,6 @@ async def create_chat_completion(
     body = await json_body(request, ChatRequest)
     entry = find_model(services, body.model)
     input = chat_input(entry, body)
-    if body.stream:
-        with openai_names():
-            job = await submit_prediction(services, principal, entry.id, input)
-        base = _base(job.id, entry.id, int(job.created_at), "chat.completion.chunk")
-        include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        first = {
-            "index": 0,
-            "delta": {"role": "assistant", "content": ""},
-            "logprobs": None,
-            "finish_reason": None,
-        }
-        stream = chunks(services, job, base, _delta, include_usage=include_usage, first=first)
-        return event_stream(stream, job)
-    with openai_names():
-        job = await run_prediction(services, principal, entry.id, input)
-    output = job.output if isinstance(job.output, dict) else {}
-    message = {"role": "assistant", "content": str(output.get("text", "")), "refusal": None}
-    return JSON(
-        {
-            **_base(job.id, entry.id, int(job.created_at or time.time()), "chat.completion"),
-            "choices": [
-                {
-                    "index": 0,
-                    "message": message,
-                    "logprobs": None,
-                    "finish_reason": finish_reason(job),
-                }
-            ],
-            "usage": token_usage(job),
-        },
-        headers={"x-genyard-prediction-id": job.id},
+    return await text.answer(
+        services, principal, entry, input, body, base=BASE, delta=_delta, whole=_whole, first=FIRST
     )

@@ -1,6 +1,6 @@
 """What every OpenAI route shares: the caller (with OpenAI's 401 and 403 messages),
-models looked up as OpenAI does (404 for an unknown one), predictions run within
-``llm_wait_seconds``, and usage and files read back from a job."""
+models looked up as OpenAI words it (404 ``model_not_found`` for an unknown one) and
+usage in OpenAI's names; the calls themselves go through :mod:`genyard.api.face_calls`."""
 
 from __future__ import annotations
 
@@ -8,17 +8,14 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
+from genyard.api import face_calls
 from genyard.api.deps import ServicesDep, api_key_from, get_principal
-from genyard.api.openai.errors import PREFIX, job_failed, model_not_found
+from genyard.api.openai.errors import PREFIX, model_not_found
 from genyard.domain.accounts import Principal, Scope
 from genyard.domain.catalog import ModelEntry
-from genyard.domain.files import UploadedFile
-from genyard.domain.jobs import Job, JobStatus
+from genyard.domain.jobs import Job
 from genyard.errors import Forbidden, InvalidRequest, Unauthorized
 from genyard.services.container import Services
-from genyard.services.predictions import SubmitRequest
-from genyard.storage.base import BlobNotFound
-from genyard.storage.keys import InvalidKey
 
 MISSING_KEY = (
     "You didn't provide an API key. You need to provide your API key in an Authorization "
@@ -68,14 +65,6 @@ Generate = Annotated[Principal, scoped(Scope.GENERATE)]
 Read = Annotated[Principal, scoped(Scope.READ)]
 
 
-def find_model(services: Services, model_id: str) -> ModelEntry:
-    """The catalog entry (404 ``model_not_found`` when unknown) whose provider can run
-    here (400 naming ``model`` with the reason when it cannot)."""
-    if services.catalog.get(model_id) is None:
-        raise model_not_found(model_id)
-    return services.predictions.available_model(model_id)
-
-
 def wrong_type(entry: ModelEntry, route: str, wanted: str) -> InvalidRequest:
     return InvalidRequest(
         f"model: {entry.id} is a {entry.type} model, not {wanted}: "
@@ -84,60 +73,26 @@ def wrong_type(entry: ModelEntry, route: str, wanted: str) -> InvalidRequest:
     )
 
 
-async def run_prediction(
-    services: Services,
-    principal: Principal,
-    model: str,
-    input: dict[str, Any],
-    uploads: list[UploadedFile] | None = None,
-) -> Job:
-    """Run a prediction to its end within ``llm_wait_seconds`` (504 past it, the job
-    canceled); a job that did not succeed raises its error in OpenAI's terms."""
-    job = await services.predictions.run(
-        principal.account_id,
-        principal.user_id,
-        principal.key_id,
-        SubmitRequest(model=model, input=input, uploads=uploads or []),
-        limit_seconds=services.settings.llm_wait_seconds,
+def find_model(
+    services: Services, model_id: str, kind: str | None = None, route: str | None = None
+) -> ModelEntry:
+    """The catalog entry (404 ``model_not_found`` when unknown) of type ``kind`` (a 400
+    naming ``model`` and ``route`` when it is another) whose provider can run here (400
+    naming ``model`` with the reason when it cannot)."""
+    return face_calls.model_for(
+        services,
+        model_id,
+        kind,
+        unknown=model_not_found,
+        wrong_kind=lambda entry, kind: wrong_type(entry, route or f"this route ({kind})", kind),
     )
-    if job.status is not JobStatus.SUCCEEDED:
-        raise job_failed(job)
-    return job
-
-
-async def submit_prediction(
-    services: Services, principal: Principal, model: str, input: dict[str, Any]
-) -> Job:
-    """Queue a prediction (for streaming: its events are followed)."""
-    submitted = await services.predictions.submit(
-        principal.account_id,
-        principal.user_id,
-        principal.key_id,
-        SubmitRequest(model=model, input=input),
-    )
-    return submitted.job
 
 
 def token_usage(job: Job) -> dict[str, int]:
     """OpenAI's usage from the job's ``input_tokens`` and ``output_tokens``."""
-    usage = job.usage or {}
-    prompt = int(usage.get("input_tokens") or 0)
-    completion = int(usage.get("output_tokens") or 0)
+    prompt, completion = face_calls.tokens(job)
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
     }
-
-
-async def read_output_file(services: Services, url: str) -> tuple[bytes, str]:
-    """The bytes and content type of a file the job's output names (read from the blob
-    store, never over HTTP)."""
-    try:
-        own = services.files.links.parse(url)
-        if own is None:
-            raise InvalidKey(url)
-        data, stored = await services.blobs.get(own.key)
-    except (InvalidKey, BlobNotFound) as exc:
-        raise RuntimeError(f"the output file {url} cannot be read: {exc}") from exc
-    return data, stored.content_type

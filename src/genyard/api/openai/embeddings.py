@@ -16,9 +16,10 @@ import numpy as np
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
+from genyard.api import face_calls
 from genyard.api.deps import ServicesDep, json_body
-from genyard.api.openai.common import Generate, find_model, run_prediction, wrong_type
-from genyard.api.openai.errors import bad_param, openai_names
+from genyard.api.openai.common import Generate, find_model
+from genyard.api.openai.errors import bad_param
 from genyard.api.responses import JSON
 
 router = APIRouter(tags=["openai"])
@@ -50,20 +51,18 @@ def encode(vector: list[float], encoding_format: str) -> list[float] | str:
 @router.post("/llm/openai/v1/embeddings")
 async def create_embeddings(request: Request, services: ServicesDep, principal: Generate) -> JSON:
     body = await json_body(request, EmbeddingRequest)
-    entry = find_model(services, body.model)
-    if entry.type != "embedding":
-        raise wrong_type(entry, "POST /llm/openai/v1/embeddings", "embedding")
+    entry = find_model(services, body.model, "embedding", "POST /llm/openai/v1/embeddings")
     encoding_format = body.encoding_format or "float"
     if encoding_format not in ("float", "base64"):
         raise bad_param("encoding_format", "must be 'float' or 'base64'")
     dimensions = entry.capabilities.get("dimensions")
     if body.dimensions is not None and body.dimensions != dimensions:
         raise bad_param("dimensions", f"{entry.id} makes {dimensions}-dimensional vectors only")
-    with openai_names({"text": "input"}):
-        job = await run_prediction(services, principal, entry.id, {"text": _texts(body.input)})
+    input = {"text": _texts(body.input)}
+    job = await face_calls.run(services, principal, entry.id, input, names={"text": "input"})
     output = job.output if isinstance(job.output, dict) else {}
     vectors = output.get("embeddings") or []
-    tokens = int((job.usage or {}).get("input_tokens") or 0)
+    tokens, _ = face_calls.tokens(job)
     return JSON(
         {
             "object": "list",

@@ -5,7 +5,9 @@ BadRequestError, 401 AuthenticationError, 403 PermissionDeniedError, 404 NotFoun
 409 ConflictError, 429 RateLimitError, 5xx InternalServerError; 402 has no class of its
 own: the SDK raises its base ``APIStatusError`` with ``status_code`` 402).
 ``param`` names the request field at fault, in OpenAI's names (``input``, not the
-model's ``text``). Every error carries :func:`~genyard.api.errors.error_headers`
+model's ``text``: :func:`genyard.api.face_calls.renamed`). A failed job's error
+(:func:`genyard.api.face_calls.job_failure`: 400, 409, 500, 502, 503 or 504) has the
+job's error code as ``code``. Every error carries :func:`~genyard.api.errors.error_headers`
 (``Retry-After`` on a 429, ``x-should-retry``); a failed job's error says
 ``x-should-retry: false`` whatever its status (the prediction ran and its id is in the
 message: a retry would run it again).
@@ -13,16 +15,13 @@ message: a retry would run it again).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from typing import Any
 
 from starlette.responses import Response
 
 from genyard.api.errors import error_headers
 from genyard.api.responses import JSON
-from genyard.domain.jobs import Job
-from genyard.errors import GatewayTimeout, GenyardError, InternalError, InvalidRequest, NotFound
+from genyard.errors import GenyardError, InvalidRequest, NotFound
 
 PREFIX = "/llm/openai/v1"
 
@@ -64,27 +63,6 @@ def bad_param(param: str, message: str) -> InvalidRequest:
     return InvalidRequest(f"{param}: {message}", {"field": param})
 
 
-_JOB_ERRORS: dict[str, type[GenyardError]] = {
-    "invalid_input": InvalidRequest,
-    "timeout": GatewayTimeout,
-}
-
-
-def job_failed(job: Job) -> GenyardError:
-    """The error for a prediction that ran and did not succeed: 400 for an input the
-    model refused, 503 for a model that cannot run here, 504 for a run that timed out,
-    else 500; its ``code`` is the job's error code, and it is never to be retried."""
-    code = job.error_code or "internal"
-    kind = _JOB_ERRORS.get(code, InternalError)
-    error = kind(
-        f"prediction {job.id} {job.status.value} ({code}): {job.error_message}",
-        {"prediction_id": job.id, "job_code": code},
-    )
-    if code == "provider_unavailable":
-        error.status = 503
-    return error
-
-
 def _param(error: GenyardError) -> str | None:
     details = error.details
     if isinstance(details.get("field"), str):
@@ -100,6 +78,10 @@ def _message(error: GenyardError) -> str:
     if error.status == 404 and error.message == "Not Found":
         return f"Invalid URL: no such route under {PREFIX}"
     prediction_id = error.details.get("prediction_id")
+    job_code = error.details.get("job_code")
+    if job_code is not None:  # a failed job (face_calls.job_failure)
+        status = error.details.get("job_status", "failed")
+        return f"prediction {prediction_id} {status} ({job_code}): {error.message}"
     if isinstance(prediction_id, str) and prediction_id not in error.message:
         return f"{error.message} (prediction {prediction_id})"
     return error.message
@@ -134,33 +116,3 @@ def render_error(error: GenyardError) -> Response:
     if isinstance(prediction_id, str):
         headers["x-genyard-prediction-id"] = prediction_id
     return JSON(body, status_code=status, headers=headers)
-
-
-def _rename(field: str, names: Mapping[str, str]) -> str:
-    """``input.text[1]`` -> ``input[1]`` with ``names={"text": "input"}``."""
-    if field.startswith("input."):
-        field = field[len("input.") :]
-    head, sep, rest = field.partition(".")
-    base, bracket, index = head.partition("[")
-    base = names.get(base, base)
-    return base + bracket + index + sep + rest
-
-
-@contextmanager
-def openai_names(names: Mapping[str, str] | None = None) -> Iterator[None]:
-    """Report a 400 on the prediction's input in OpenAI's field names: the model's
-    ``input.<field>`` becomes the request's ``<param>`` (``names`` maps the fields
-    whose names differ)."""
-    try:
-        yield
-    except InvalidRequest as exc:
-        errors: Any = exc.details.get("errors")
-        if not isinstance(errors, list) or not errors:
-            raise
-        renamed = [
-            {**e, "field": _rename(str(e.get("field", "")), names or {})}
-            for e in errors
-            if isinstance(e, dict)
-        ]
-        message = "; ".join(f"{e['field']}: {e.get('message', '')}" for e in renamed)
-        raise InvalidRequest(message, {**exc.details, "errors": renamed}) from None

@@ -20,15 +20,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
+from genyard.api import face_calls
 from genyard.api.deps import ServicesDep, json_body
-from genyard.api.openai.common import (
-    Generate,
-    find_model,
-    read_output_file,
-    run_prediction,
-    wrong_type,
-)
-from genyard.api.openai.errors import bad_param, openai_names
+from genyard.api.openai.common import Generate, find_model
+from genyard.api.openai.errors import bad_param
 from genyard.api.responses import JSON
 from genyard.domain.catalog import ModelEntry
 from genyard.errors import InvalidRequest
@@ -88,21 +83,18 @@ async def create_image(request: Request, services: ServicesDep, principal: Gener
         model_id = default.id
     else:
         model_id = body.model
-    entry = find_model(services, model_id)
-    if entry.type != "image":
-        raise wrong_type(entry, "POST /llm/openai/v1/images/generations", "image")
-    with openai_names({"count": "n"}):
-        job = await run_prediction(services, principal, entry.id, image_input(entry, body))
+    entry = find_model(services, model_id, "image", "POST /llm/openai/v1/images/generations")
+    input = image_input(entry, body)
+    job = await face_calls.run(services, principal, entry.id, input, names={"count": "n"})
     _, output = services.files.links.present(job)
     urls = output.get("images", []) if isinstance(output, dict) else []
-    stored = job.output.get("images", []) if isinstance(job.output, dict) else []
     data: list[dict[str, Any]] = []
-    for url, canonical in zip(urls, stored, strict=True):
+    for i, url in enumerate(urls):
         if response_format == "url":
             data.append({"url": url, "revised_prompt": None})
         else:
-            content, _ = await read_output_file(services, canonical)
-            data.append({"b64_json": base64.b64encode(content).decode("ascii")})
+            image = await face_calls.output_file(services, job, "images", index=i)
+            data.append({"b64_json": base64.b64encode(image.data).decode("ascii")})
     return JSON(
         {"created": int(job.created_at), "data": data},
         headers={"x-genyard-prediction-id": job.id},

@@ -16,9 +16,10 @@ from typing import Any
 import orjson
 from fastapi.responses import StreamingResponse
 
+from genyard.api import face_calls
 from genyard.api.native.stream import SSE_HEADERS
 from genyard.api.openai.common import token_usage
-from genyard.api.openai.errors import error_object, job_failed
+from genyard.api.openai.errors import error_object
 from genyard.domain.jobs import Job, JobStatus
 from genyard.services import job_events
 from genyard.services.container import Services
@@ -32,11 +33,6 @@ ChoiceMaker = Callable[[str | None, str | None], dict[str, Any]]
 
 def data(payload: Any) -> bytes:
     return b"data: " + orjson.dumps(payload) + b"\n\n"
-
-
-def finish_reason(job: Job) -> str:
-    output = job.output if isinstance(job.output, dict) else {}
-    return str(output.get("finish_reason") or "stop")
 
 
 async def chunks(
@@ -60,12 +56,12 @@ async def chunks(
                     yield data({**base, "choices": [choice(text, None)], **extra})
             case job_events.Ended(ended):
                 if ended.status is JobStatus.SUCCEEDED:
-                    last = choice(None, finish_reason(ended))
+                    last = choice(None, face_calls.output_text(ended)[1])
                     yield data({**base, "choices": [last], **extra})
                     if include_usage:
                         yield data({**base, "choices": [], "usage": token_usage(ended)})
                 else:
-                    yield data(error_object(job_failed(ended)))
+                    yield data(error_object(face_calls.job_failure(ended)))
                 yield DONE
             case job_events.Idle():
                 yield KEEPALIVE

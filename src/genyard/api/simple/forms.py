@@ -3,30 +3,21 @@ parts read by name, every bad part named in one 400."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import Request
 from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import FormParser
 
-from genyard.api.native.upload import read_form
+from genyard.api.native.upload import limited, read_form
 from genyard.domain.files import UploadedFile
 from genyard.domain.validation import FieldError
-from genyard.errors import PayloadTooLarge
 from genyard.services.container import Services
 from genyard.services.predictions import invalid
 
 URLENCODED = "application/x-www-form-urlencoded"
 _TRUE, _FALSE = frozenset({"true", "1", "yes", "on"}), frozenset({"false", "0", "no", "off"})
-
-
-async def _limited(request: Request, limit: int) -> AsyncGenerator[bytes, None]:
-    received = 0
-    async for chunk in request.stream():
-        received += len(chunk)
-        if received > limit:
-            raise PayloadTooLarge(f"request body exceeds {limit} bytes", {"limit": limit})
-        yield chunk
 
 
 class Form:
@@ -43,12 +34,24 @@ class Form:
         settings = services.settings
         media = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if media == URLENCODED:
-            parser = FormParser(request.headers, _limited(request, settings.max_body_bytes))
+            parser = FormParser(request.headers, limited(request, settings.max_body_bytes))
             return cls(await parser.parse())
         return cls(await read_form(request, settings.max_upload_bytes, settings.max_body_bytes))
 
     async def close(self) -> None:
         await self._form.close()
+
+    @classmethod
+    @asynccontextmanager
+    async def parts(cls, request: Request, services: Services) -> AsyncIterator[Form]:
+        """The body (:meth:`read`) for the block that reads its parts; then closed, and
+        every error the block recorded raised in one 400 (:meth:`check`)."""
+        form = await cls.read(request, services)
+        try:
+            yield form
+        finally:
+            await form.close()
+        form.check()
 
     async def file(self, name: str, model_field: str, what: str) -> UploadedFile | None:
         """The file part ``name`` (required), for the model's file field ``model_field``."""

@@ -10,37 +10,25 @@ from starlette.responses import Response
 
 from genyard.api.deps import ServicesDep, json_body
 from genyard.api.responses import JSON
-from genyard.api.simple.calls import (
-    GenerateDep,
-    check_then_unavailable,
-    default_model,
-    file_answer,
-    json_answer,
-    model,
-    predict,
-)
+from genyard.api.simple import calls
 from genyard.api.simple.forms import Form
 
 router = APIRouter(tags=["simple"])
 
 
 @router.post("/api/image2text")
-async def image2text(request: Request, services: ServicesDep, principal: GenerateDep) -> JSON:
+async def image2text(request: Request, services: ServicesDep, principal: calls.GenerateDep) -> JSON:
     """OCR, not captioning: no image-description model runs here, so the answer is the
     text printed in the image, read by the catalog's default OCR model (tesseract).
     ``prompt`` and ``temperature`` are checked and ignored (OCR reads no instructions)."""
-    form = await Form.read(request, services)
-    try:
+    async with Form.parts(request, services) as form:
         upload = await form.file("image", "image", "the image to read")
         form.text("prompt")
         form.number("temperature", 0.0, 1.0)
-    finally:
-        await form.close()
-    form.check()
     assert upload is not None
-    entry = default_model(services, "ocr")
-    job = await predict(services, principal, entry, {}, route="image2text", uploads=[upload])
-    return json_answer(job, {"text": str(job.output.get("text", "")).strip()})
+    entry = calls.default_model(services, "ocr")
+    job = await calls.predict(services, principal, entry, {}, route="image2text", uploads=[upload])
+    return calls.json_answer(job, {"text": str(job.output.get("text", "")).strip()})
 
 
 class T2mBody(BaseModel):
@@ -51,14 +39,14 @@ class T2mBody(BaseModel):
 
 
 @router.post("/api/t2m")
-async def t2m(request: Request, services: ServicesDep, principal: GenerateDep) -> Response:
+async def t2m(request: Request, services: ServicesDep, principal: calls.GenerateDep) -> Response:
     body = await json_body(request, T2mBody)
-    entry = default_model(services, "music")
+    entry = calls.default_model(services, "music")
     input: dict[str, Any] = {"prompt": body.prompt}
     if body.audio_duration is not None:
         input["audio_duration"] = body.audio_duration
-    job = await predict(services, principal, entry, input, route="t2m")
-    return await file_answer(services, job, "audio")
+    job = await calls.predict(services, principal, entry, input, route="t2m")
+    return await calls.file_answer(services, job, "audio")
 
 
 class T2iBody(BaseModel):
@@ -72,15 +60,12 @@ class T2iBody(BaseModel):
 
 
 @router.post("/api/t2i")
-async def t2i(request: Request, services: ServicesDep, principal: GenerateDep) -> Response:
+async def t2i(request: Request, services: ServicesDep, principal: calls.GenerateDep) -> Response:
     body = await json_body(request, T2iBody)
     input = body.model_dump(exclude_none=True)
-    default = services.catalog.default_for("image")
-    model_id = default.id if default is not None else "genyard/text-to-image"
-    check_then_unavailable(services, model_id, input, {})
-    entry = model(services, model_id)
-    job = await predict(services, principal, entry, input, route="t2i")
+    entry = calls.default_or(services, "image", "genyard/text-to-image", input)
+    job = await calls.predict(services, principal, entry, input, route="t2i")
     output = job.output if isinstance(job.output, dict) else {}
     if "image" in output:
-        return await file_answer(services, job, "image")
-    return await file_answer(services, job, "images", index=0)
+        return await calls.file_answer(services, job, "image")
+    return await calls.file_answer(services, job, "images", index=0)

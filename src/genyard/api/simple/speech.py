@@ -10,16 +10,7 @@ from starlette.responses import Response
 
 from genyard.api.deps import PrincipalDep, ServicesDep, json_body
 from genyard.api.responses import JSON
-from genyard.api.simple import languages, voices
-from genyard.api.simple.calls import (
-    GenerateDep,
-    check_then_unavailable,
-    default_model,
-    file_answer,
-    json_answer,
-    model,
-    predict,
-)
+from genyard.api.simple import calls, languages, voices
 from genyard.api.simple.forms import Form
 from genyard.domain.validation import FieldError
 from genyard.errors import InvalidRequest
@@ -53,7 +44,7 @@ async def tts_speakers(services: ServicesDep, principal: PrincipalDep) -> JSON:
 
 
 @router.post("/api/tts")
-async def tts(request: Request, services: ServicesDep, principal: GenerateDep) -> Response:
+async def tts(request: Request, services: ServicesDep, principal: calls.GenerateDep) -> Response:
     body = await json_body(request, TtsBody)
     voice = voices.choose(services, body.text, _blank(body.language), _blank(body.speaker))
     props = voice.entry.input_schema.get("properties", {})
@@ -64,20 +55,16 @@ async def tts(request: Request, services: ServicesDep, principal: GenerateDep) -
         input["speaker"] = voice.speaker
     if "format" in props:
         input["format"] = body.format
-    job = await predict(services, principal, voice.entry, input, route="tts")
-    return await file_answer(services, job, "audio")
+    job = await calls.predict(services, principal, voice.entry, input, route="tts")
+    return await calls.file_answer(services, job, "audio")
 
 
 @router.post("/api/stt")
-async def stt(request: Request, services: ServicesDep, principal: GenerateDep) -> JSON:
-    form = await Form.read(request, services)
-    try:
+async def stt(request: Request, services: ServicesDep, principal: calls.GenerateDep) -> JSON:
+    async with Form.parts(request, services) as form:
         upload = await form.file("file", "audio", "the audio to transcribe")
         language, task = form.text("language"), form.text("task")
         beam_size, vad_filter = form.integer("beam_size"), form.boolean("vad_filter")
-    finally:
-        await form.close()
-    form.check()
     assert upload is not None
     code = None
     if language is not None and language.strip().lower() in ("auto", "detect"):
@@ -86,7 +73,7 @@ async def stt(request: Request, services: ServicesDep, principal: GenerateDep) -
         code = languages.normalize(language)
         if code is None:
             raise InvalidRequest(f"language: {language!r} is not a language code or name")
-    entry = default_model(services, "stt", code and code.split("-", 1)[0])
+    entry = calls.default_model(services, "stt", code and code.split("-", 1)[0])
     props = entry.input_schema.get("properties", {})
     input: dict[str, Any] = {}
     if code is not None:
@@ -103,24 +90,22 @@ async def stt(request: Request, services: ServicesDep, principal: GenerateDep) -
             input[name] = given
     if task is not None and "task" not in props and task != "transcribe":
         raise InvalidRequest(f"task: {entry.id} can only transcribe, not {task!r}")
-    job = await predict(
+    job = await calls.predict(
         services, principal, entry, input, route="stt", uploads=[upload], rename={"audio": "file"}
     )
-    return json_answer(job, job.output)
+    return calls.json_answer(job, job.output)
 
 
 @router.post("/api/voice-clone")
-async def voice_clone(request: Request, services: ServicesDep, principal: GenerateDep) -> Response:
-    form = await Form.read(request, services)
-    try:
+async def voice_clone(
+    request: Request, services: ServicesDep, principal: calls.GenerateDep
+) -> Response:
+    async with Form.parts(request, services) as form:
         upload = await form.file("ref_audio", "ref_audio", "the reference voice recording")
         text, language = form.text("text"), form.text("language")
         x_vector_only, ref_text = form.boolean("x_vector_only_mode"), form.text("ref_text")
-    finally:
-        await form.close()
-    if text is None:
-        form.errors.append(FieldError("text", "is required: the text to speak"))
-    form.check()
+        if text is None:
+            form.errors.append(FieldError("text", "is required: the text to speak"))
     assert upload is not None and text is not None
     input: dict[str, Any] = {"ref_audio": _UPLOAD, "text": text}
     if language is not None:
@@ -131,10 +116,9 @@ async def voice_clone(request: Request, services: ServicesDep, principal: Genera
         input["x_vector_only_mode"] = x_vector_only
     if ref_text is not None:
         input["ref_text"] = ref_text
-    default = services.catalog.default_for("voice-clone")
-    model_id = default.id if default is not None else "genyard/voice-clone"
-    check_then_unavailable(services, model_id, input, {})
-    entry = model(services, model_id)
+    entry = calls.default_or(services, "voice-clone", "genyard/voice-clone", input)
     del input["ref_audio"]  # the upload fills it
-    job = await predict(services, principal, entry, input, route="voice-clone", uploads=[upload])
-    return await file_answer(services, job, "audio")
+    job = await calls.predict(
+        services, principal, entry, input, route="voice-clone", uploads=[upload]
+    )
+    return await calls.file_answer(services, job, "audio")
