@@ -25,6 +25,7 @@ import trustme
 from e2e_support import Server
 
 from genyard.providers.local.realesrgan_video import RealEsrganVideoProvider
+from media_files import make_clip
 from receivers import Answer, Receiver, Request, ThreadedReceiver, tls_context
 
 pytestmark = pytest.mark.e2e
@@ -43,20 +44,6 @@ model_test = pytest.mark.sqlite_only(reason="model tests run on one database")
 
 
 # -- media, receiver, server -------------------------------------------------------------
-
-
-def make_clip(path: Path, *, size: str, rate: int, seconds: float) -> bytes:
-    """An H.264 + AAC mp4 from ffmpeg's test source and a sine tone."""
-    subprocess.run(
-        [
-            "ffmpeg", "-v", "error", "-y",
-            "-f", "lavfi", "-i", f"testsrc=size={size}:rate={rate}:duration={seconds}",
-            "-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}",
-            "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(path),
-        ],
-        check=True,
-    )  # fmt: skip
-    return path.read_bytes()
 
 
 def probe(data: bytes, tmp: Path) -> dict[str, Any]:
@@ -141,8 +128,12 @@ def clips(web: Web, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """URLs of the input videos: ``tiny`` (32x32, 1 s, 8 fps) and ``long`` (160x120, 4 s,
     25 fps: well over a few seconds of work, to be canceled)."""
     tmp = tmp_path_factory.mktemp("clips")
-    web.files["/media/tiny.mp4"] = make_clip(tmp / "tiny.mp4", size="32x32", rate=8, seconds=1)
-    web.files["/media/long.mp4"] = make_clip(tmp / "long.mp4", size="160x120", rate=25, seconds=4)
+    web.files["/media/tiny.mp4"] = make_clip(
+        tmp / "tiny.mp4", size="32x32", rate=8, seconds=1
+    ).read_bytes()
+    web.files["/media/long.mp4"] = make_clip(
+        tmp / "long.mp4", size="160x120", rate=25, seconds=4
+    ).read_bytes()
     return {"tiny": web.url("/media/tiny.mp4"), "long": web.url("/media/long.mp4")}
 
 

@@ -33,6 +33,7 @@ from genyard.errors import InvalidInput, ProviderError
 from genyard.providers.base import InputFile, ProviderResult, RunContext
 from genyard.providers.local.realesrgan import RealEsrganProvider
 from genyard.providers.local.realesrgan_video import RealEsrganVideoProvider, probe
+from media_files import make_clip
 
 if not RealEsrganVideoProvider().availability().available:
     pytest.skip(
@@ -85,20 +86,6 @@ def pixels(image: Image.Image) -> np.ndarray[Any, Any]:
 def sharpness(image: Image.Image) -> float:
     gray = pixels(image).mean(axis=2)
     return float(np.abs(np.diff(gray, axis=0)).mean() + np.abs(np.diff(gray, axis=1)).mean())
-
-
-def make_clip(path: Path, *, size: str = "96x64", rate: int = 12, seconds: float = 1.5) -> Path:
-    """An H.264 + AAC mp4 from ffmpeg's test source and a sine tone."""
-    subprocess.run(
-        [
-            "ffmpeg", "-v", "error", "-y",
-            "-f", "lavfi", "-i", f"testsrc=size={size}:rate={rate}:duration={seconds}",
-            "-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}",
-            "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(path),
-        ],
-        check=True,
-    )  # fmt: skip
-    return path
 
 
 def streams(path: Path) -> dict[str, dict[str, Any]]:

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from genyard.domain.catalog import ModelEntry
-from genyard.errors import JobError
+from genyard.errors import InvalidInput, JobError
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +62,15 @@ class InputFile:
     content_type: str
     filename: str
     url: str
+
+
+def input_file(input: Mapping[str, Any], field: str, what: str) -> InputFile:
+    """The file in ``input[field]``; :class:`InvalidInput` naming the field (``what``
+    says what it must be, e.g. "an audio file") when there is none."""
+    value = input.get(field)
+    if not isinstance(value, InputFile):
+        raise InvalidInput(f"input.{field} must be {what}")
+    return value
 
 
 @dataclass(frozen=True, slots=True)

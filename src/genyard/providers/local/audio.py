@@ -19,8 +19,10 @@ import shutil
 import subprocess
 import tempfile
 import wave
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -47,6 +49,17 @@ FORMATS: dict[str, OutputFormat] = {
     "mp3": OutputFormat("audio/mpeg", "mp3", ("-c:a", "libmp3lame", "-b:a", "64k")),
     "ogg": OutputFormat("audio/ogg", "ogg", ("-c:a", "libvorbis", "-q:a", "4")),
 }
+
+
+def speech_request(input: Mapping[str, Any]) -> tuple[str, str]:
+    """A text-to-speech input's ``text`` (not blank) and output ``format``."""
+    text = str(input.get("text", ""))
+    if not text.strip():
+        raise InvalidInput("input.text has nothing to speak")
+    fmt = str(input.get("format", "wav"))
+    if fmt not in FORMATS:
+        raise InvalidInput(f"input.format must be one of {', '.join(FORMATS)}")
+    return text, fmt
 
 
 def ffmpeg_availability() -> Availability:

@@ -20,11 +20,11 @@ from genyard.domain.catalog import ModelEntry
 from genyard.errors import InvalidInput, ProviderError
 from genyard.providers.base import (
     Availability,
-    InputFile,
     OutputFile,
     ProviderResult,
     RunContext,
     SlotPlan,
+    input_file,
 )
 from genyard.providers.local.mediapipe_client import (
     INSTALL_COMMAND,
@@ -67,9 +67,7 @@ class MediapipeSelfieProvider:
         )
 
     def run(self, model: ModelEntry, input: dict[str, Any], ctx: RunContext) -> ProviderResult:
-        image = input.get("image")
-        if not isinstance(image, InputFile):
-            raise InvalidInput("input.image must be an image file (PNG, JPEG or WebP)")
+        image = input_file(input, "image", "an image file (PNG, JPEG or WebP)")
         variant = str(input.get("variant", "general"))
         if variant not in MODEL_SELECTION:
             raise InvalidInput(f"input.variant must be one of {sorted(MODEL_SELECTION)}")

@@ -57,12 +57,7 @@ class EspeakProvider:
         return SlotPlan(threads_per_call=1, parallel_calls=max(1, min(2, cores)))
 
     def run(self, model: ModelEntry, input: dict[str, Any], ctx: RunContext) -> ProviderResult:
-        text = str(input.get("text", ""))
-        if not text.strip():
-            raise InvalidInput("input.text has nothing to speak")
-        fmt = str(input.get("format", "wav"))
-        if fmt not in audio.FORMATS:
-            raise InvalidInput(f"input.format must be one of {', '.join(audio.FORMATS)}")
+        text, fmt = audio.speech_request(input)
         voices = voice_table(model)
         language = str(input.get("language", "en"))
         if language not in voices:

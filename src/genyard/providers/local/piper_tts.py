@@ -87,12 +87,7 @@ class PiperProvider:
         )
 
     def run(self, model: ModelEntry, input: dict[str, Any], ctx: RunContext) -> ProviderResult:
-        text = str(input.get("text", ""))
-        if not text.strip():
-            raise InvalidInput("input.text has nothing to speak")
-        fmt = str(input.get("format", "wav"))
-        if fmt not in audio.FORMATS:
-            raise InvalidInput(f"input.format must be one of {', '.join(audio.FORMATS)}")
+        text, fmt = audio.speech_request(input)
         speed = float(input.get("speed", 1.0))
         if speed <= 0:
             raise InvalidInput("input.speed must be above 0")

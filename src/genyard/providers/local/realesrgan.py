@@ -34,6 +34,7 @@ from genyard.providers.base import (
     ProviderResult,
     RunContext,
     SlotPlan,
+    input_file,
 )
 from genyard.providers.local.realesrgan_engine import (
     DEFAULT_TILESIZE,
@@ -108,9 +109,7 @@ class RealEsrganProvider:
     def run(self, model: ModelEntry, input: dict[str, Any], ctx: RunContext) -> ProviderResult:
         from PIL import Image
 
-        file = input.get("image")
-        if not isinstance(file, InputFile):
-            raise InvalidInput("input.image must be an image file")
+        file = input_file(input, "image", "an image file")
         scale = int(input.get("scale", 4))
         max_pixels = int(model.capabilities.get("max_input_pixels", DEFAULT_MAX_PIXELS))
         image = decode_image(file, max_pixels)

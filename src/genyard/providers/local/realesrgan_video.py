@@ -39,11 +39,11 @@ from genyard.domain.catalog import ModelEntry
 from genyard.errors import InvalidInput, ProviderError
 from genyard.providers.base import (
     Availability,
-    InputFile,
     OutputFile,
     ProviderResult,
     RunContext,
     SlotPlan,
+    input_file,
 )
 from genyard.providers.local.realesrgan import (
     default_scale,
@@ -103,9 +103,7 @@ class RealEsrganVideoProvider:
             pass
 
     def run(self, model: ModelEntry, input: dict[str, Any], ctx: RunContext) -> ProviderResult:
-        file = input.get("video")
-        if not isinstance(file, InputFile):
-            raise InvalidInput("input.video must be a video file")
+        file = input_file(input, "video", "a video file")
         scale = int(input.get("scale", 2))
         weights = weights_for(model, scale)
         with tempfile.TemporaryDirectory(prefix="genyard-video-") as tmp:

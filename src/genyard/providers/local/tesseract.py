@@ -25,7 +25,13 @@ from typing import Any
 
 from genyard.domain.catalog import ModelEntry
 from genyard.errors import InvalidInput, ProviderError
-from genyard.providers.base import Availability, InputFile, ProviderResult, RunContext, SlotPlan
+from genyard.providers.base import (
+    Availability,
+    ProviderResult,
+    RunContext,
+    SlotPlan,
+    input_file,
+)
 from genyard.providers.local.cli_tools import run_tool, which
 from genyard.providers.runtime import model_cache
 
@@ -117,9 +123,7 @@ class TesseractProvider:
     # -- a run -------------------------------------------------------------------------
 
     def run(self, model: ModelEntry, input: dict[str, Any], ctx: RunContext) -> ProviderResult:
-        image = input["image"]
-        if not isinstance(image, InputFile):
-            raise InvalidInput("input.image must be an image file")
+        image = input_file(input, "image", "an image file")
         wanted = parse_languages(input.get("languages", DEFAULT_LANGUAGES))
         psm = int(input.get("psm", DEFAULT_PSM))
         with model_cache().use(CACHE_KEY, self._load, memory_mb=model.limits.memory_mb) as found:

@@ -18,7 +18,13 @@ from typing import Any
 
 from genyard.domain.catalog import ModelEntry
 from genyard.errors import InvalidInput, ProviderError
-from genyard.providers.base import Availability, InputFile, ProviderResult, RunContext, SlotPlan
+from genyard.providers.base import (
+    Availability,
+    ProviderResult,
+    RunContext,
+    SlotPlan,
+    input_file,
+)
 from genyard.providers.local import audio
 from genyard.providers.local.packaged import missing, weights_path
 from genyard.providers.runtime import model_cache, set_thread_env
@@ -82,9 +88,7 @@ class FasterWhisperProvider:
         )
 
     def run(self, model: ModelEntry, input: dict[str, Any], ctx: RunContext) -> ProviderResult:
-        source = input.get("audio")
-        if not isinstance(source, InputFile):
-            raise InvalidInput("input.audio must be an audio file")
+        source = input_file(input, "audio", "an audio file")
         language = str(input.get("language") or "en")
         if model.languages and language not in model.languages:
             raise InvalidInput(
