@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import io
-import re
 import struct
 import wave
 from collections.abc import Callable, Iterator
@@ -18,6 +17,8 @@ import numpy as np
 import openai
 import pytest
 from e2e_support import Server
+
+from word_errors import word_error_rate, words
 
 pytestmark = [
     pytest.mark.e2e,
@@ -240,8 +241,8 @@ def test_speech_then_transcription_recovers_the_words(client: openai.OpenAI) -> 
     with wave.open(io.BytesIO(audio)) as w:
         assert w.getnframes() / w.getframerate() > 1.0
     text = client.audio.transcriptions.create(model="whisper-1", file=("fox.wav", audio))
-    words = re.sub(r"[^a-z ]", "", text.text.lower())
-    assert "quick brown fox" in words and "lazy dog" in words, text.text
+    # piper's voice varies a little from run to run: whisper tiny may mishear a word
+    assert word_error_rate(words(sentence), words(text.text)) <= 0.2, text.text
     verbose = client.audio.transcriptions.create(
         model="openai/whisper-tiny.en",
         file=("fox.wav", audio),

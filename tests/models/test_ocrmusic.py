@@ -40,6 +40,7 @@ from genyard.providers.local.music_words import (
     parse_prompt,
 )
 from genyard.providers.local.tesseract import TesseractProvider
+from word_errors import word_error_rate
 
 OCR_MODEL = "tesseract-ocr/tesseract"
 MUSIC_MODEL = "genyard/midi-composer"
@@ -170,17 +171,6 @@ def test_ocr_reads_a_full_page_with_the_default_settings(
     image.save(out, format="PNG")
     got = read(ocr, catalog, out.getvalue()).output["text"].split()
     assert word_error_rate(text.split(), got) <= 0.08, got
-
-
-def word_error_rate(reference: list[str], hypothesis: list[str]) -> float:
-    """Word-level edit distance over the reference length."""
-    previous = list(range(len(hypothesis) + 1))
-    for i, ref in enumerate(reference, 1):
-        current = [i] + [0] * len(hypothesis)
-        for j, hyp in enumerate(hypothesis, 1):
-            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ref != hyp))
-        previous = current
-    return previous[-1] / len(reference)
 
 
 def test_ocr_language_choice_changes_what_is_read(
